@@ -1,0 +1,57 @@
+"""Structured logs with structlog.
+
+JSON lines on stderr by default, which journald and log shippers read as they are; a
+``key=value`` console format when stderr is a terminal (``log-format = "auto"``). Loggers are not
+cached, so ``configure_logging`` can be called again on SIGHUP to change level or format.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+from progressd.config import LogFormat, LogLevel
+
+__all__ = ["configure_logging", "get_logger"]
+
+
+def configure_logging(
+    fmt: LogFormat = "auto", level: LogLevel = "info", *, stream: TextIO | None = None
+) -> None:
+    """Send progressd's structured logs to ``stream`` (stderr) in the chosen format."""
+    out = stream if stream is not None else sys.stderr
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    renderer: structlog.typing.Processor
+    if console:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    else:
+        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """A logger whose events carry ``component=name``."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
+    return logger
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
