@@ -1,0 +1,79 @@
+"""Resources: ``ip-port-pool`` pools, leases bound to progress, health checks with hysteresis.
+
+Start at ``manager.py``: its module note describes the seams (scheduler, progress binding,
+event sink) and the failure actions.
+"""
+
+from __future__ import annotations
+
+from progressd.resources.checks import ExecCheck, HealthCheck, HttpCheck, TcpCheck, run_check
+from progressd.resources.leases import Lease, LeaseRequest, LeaseTable
+from progressd.resources.manager import ResourceManager
+from progressd.resources.members import CheckResult, Hysteresis, Member, MemberState, Transition
+from progressd.resources.pool import Pool, parse_members
+from progressd.resources.records import (
+    CheckCompleted,
+    CheckStatistics,
+    FailureAction,
+    LeaseRecord,
+    LeasesExpired,
+    LeaseStatistics,
+    MemberRecord,
+    MemberTransition,
+    OnFailure,
+    PoolStatistics,
+    ResourceEvent,
+    ResourceStatistics,
+)
+from progressd.resources.scheduling import FakeScheduler, LoopScheduler
+from progressd.resources.seams import (
+    Cancellable,
+    EventSink,
+    ListSink,
+    NullSink,
+    ProgressBinding,
+    Scheduler,
+)
+from progressd.resources.spec import HealthCheckSpec, LeaseSpec, PoolSpec
+
+__all__ = [
+    "Cancellable",
+    "CheckCompleted",
+    "CheckResult",
+    "CheckStatistics",
+    "EventSink",
+    "ExecCheck",
+    "FailureAction",
+    "FakeScheduler",
+    "HealthCheck",
+    "HealthCheckSpec",
+    "HttpCheck",
+    "Hysteresis",
+    "Lease",
+    "LeaseRecord",
+    "LeaseRequest",
+    "LeaseSpec",
+    "LeaseStatistics",
+    "LeaseTable",
+    "LeasesExpired",
+    "ListSink",
+    "LoopScheduler",
+    "Member",
+    "MemberRecord",
+    "MemberState",
+    "MemberTransition",
+    "NullSink",
+    "OnFailure",
+    "Pool",
+    "PoolSpec",
+    "PoolStatistics",
+    "ProgressBinding",
+    "ResourceEvent",
+    "ResourceManager",
+    "ResourceStatistics",
+    "Scheduler",
+    "TcpCheck",
+    "Transition",
+    "parse_members",
+    "run_check",
+]

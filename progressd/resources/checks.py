@@ -1,0 +1,167 @@
+"""Health-check kinds: ``tcp`` connect, ``http`` GET, ``exec`` a probe command.
+
+Each kind is a small object with one coroutine, ``probe(host, port)``, returning a result and a
+one-line detail; ``run_check`` bounds it with the check's timeout and turns every failure into a
+``critical`` result, so a probe can never crash the daemon. A probe in flight is exactly one
+awaitable; nothing here loops or sleeps (the manager schedules the next check).
+
+- ``tcp``: a connection that opens is ``passing``.
+- ``http``: ``GET path`` over a raw connection parsed by httptools (the status line and headers
+  are enough): 2xx ``passing``, 429 ``warning``, anything else ``critical``.
+- ``exec``: runs the command (``{host}``, ``{port}``, ``{address}`` are substituted, and
+  ``PROGRESSD_MEMBER_HOST``/``_PORT`` are set): exit 0 ``passing``, 1 ``warning``, else
+  ``critical``; killed when the timeout expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Protocol
+
+import httptools
+
+from progressd.resources.members import CheckResult
+from progressd.resources.pool import format_address
+from progressd.resources.spec import HealthCheckSpec
+from progressd.units import format_duration
+
+Outcome = tuple[CheckResult, str]
+_DETAIL_LIMIT = 200
+
+
+class HealthCheck(Protocol):
+    """One kind of probe. ``probe`` may raise; ``run_check`` maps errors to ``critical``."""
+
+    kind: str
+
+    async def probe(self, host: str, port: int) -> Outcome: ...
+
+
+class TcpCheck:
+    """Passing when a TCP connection to the member opens."""
+
+    kind = "tcp"
+
+    async def probe(self, host: str, port: int) -> Outcome:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(asyncio.Protocol, host, port)
+        transport.close()
+        return "passing", "connected"
+
+
+class _StatusProtocol(asyncio.Protocol):
+    """Sends one GET and resolves ``status`` when the response headers are complete."""
+
+    def __init__(self, request: bytes, status: asyncio.Future[int]) -> None:
+        self._request = request
+        self._status = status
+        self._parser = httptools.HttpResponseParser(self)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if not self._status.done():
+                self._status.set_exception(ValueError(f"bad HTTP response: {exc}"))
+
+    def on_headers_complete(self) -> None:
+        if not self._status.done():
+            self._status.set_result(self._parser.get_status_code())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._status.done():
+            self._status.set_exception(ConnectionError("closed before a response"))
+
+
+class HttpCheck:
+    """GET ``path``: 2xx passing, 429 warning, anything else critical."""
+
+    kind = "http"
+
+    def __init__(self, path: str = "/") -> None:
+        self.path = path
+
+    async def probe(self, host: str, port: int) -> Outcome:
+        loop = asyncio.get_running_loop()
+        status: asyncio.Future[int] = loop.create_future()
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: {format_address(host, port)}\r\n"
+            "User-Agent: progressd-health\r\nConnection: close\r\n\r\n"
+        ).encode("ascii")
+        transport, _ = await loop.create_connection(
+            lambda: _StatusProtocol(request, status), host, port
+        )
+        try:
+            code = await status
+        finally:
+            transport.close()
+        if 200 <= code < 300:
+            return "passing", f"HTTP {code}"
+        return ("warning" if code == 429 else "critical"), f"HTTP {code}"
+
+
+class ExecCheck:
+    """Runs a probe command: exit 0 passing, 1 warning, anything else critical."""
+
+    kind = "exec"
+
+    def __init__(self, command: tuple[str, ...]) -> None:
+        self.command = command
+
+    async def probe(self, host: str, port: int) -> Outcome:
+        address = format_address(host, port)
+        argv = [
+            arg.replace("{host}", host).replace("{port}", str(port)).replace("{address}", address)
+            for arg in self.command
+        ]
+        env = {**os.environ, "PROGRESSD_MEMBER_HOST": host, "PROGRESSD_MEMBER_PORT": str(port)}
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            output, _ = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        code = proc.returncode
+        text = output.decode(errors="replace").strip().splitlines()
+        detail = f"exit {code}" + (f": {text[-1]}" if text else "")
+        return ("passing" if code == 0 else "warning" if code == 1 else "critical"), detail
+
+
+def build_check(spec: HealthCheckSpec) -> HealthCheck:
+    """The probe a ``health-check`` block describes."""
+    if spec.kind == "http":
+        return HttpCheck(spec.path)
+    if spec.kind == "exec":
+        return ExecCheck(spec.command)
+    return TcpCheck()
+
+
+async def run_check(check: HealthCheck, host: str, port: int, within: float) -> Outcome:
+    """Probe once, for at most ``within`` seconds; any failure or timeout is ``critical``."""
+    try:
+        async with asyncio.timeout(within):
+            result, detail = await check.probe(host, port)
+    except TimeoutError:
+        return "critical", f"timed out after {format_duration(within)}"
+    except OSError as exc:
+        return "critical", _describe(exc)
+    except Exception as exc:  # a probe never takes the daemon down; the reason is reported
+        return "critical", _describe(exc)
+    return result, detail[:_DETAIL_LIMIT]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:_DETAIL_LIMIT]

@@ -1,0 +1,378 @@
+"""Leases: who holds which member, for how long, and who waits for one.
+
+Design note: a lease binds one member to a holder, a user row (``per: user``) or a scenario
+(``per: scenario``: its rows share the lease, which is freed when its last row lets go). The
+table keeps four maps (by id, by row, by member, by scenario) so every hook the runner calls
+(``renew`` on progress, ``on_milestone``, ``on_finished``) is O(1); it never scans users.
+
+Expiry after ``ttl`` without progress uses ONE scheduler entry for the whole table, armed at
+the earliest deadline in a heap. ``renew`` only moves ``expires_at`` forward; when a stale heap
+entry comes due it is pushed back at the lease's real deadline, so renewing costs O(1) and each
+lease has at most one heap entry.
+
+When a pool has no member with room, requests wait in a per-pool heap ordered by scenario
+priority (higher first) and then arrival; a new request never overtakes a waiter. Rows of a
+``per: scenario`` request share one waiter. Waiters are served whenever room appears: a
+release, an expiry, a member returning to service.
+
+Priority inheritance: a holder whose priority is at least ``high_priority`` raises its member's
+``high_holders``; the table calls ``on_inheritance`` when that count leaves or reaches zero so
+the manager can move the member's health checks to the ``health`` class and back.
+
+Invariants: ``by_row[r] is lease`` iff ``r in lease.rows``; a lease is in ``by_id`` iff it has
+rows; a row is never both in ``by_row`` and ``_waiting``; ``member.holders`` equals the leases
+in ``_by_member`` for that member.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from progressd.clock import Clock
+from progressd.errors import ResourceError
+from progressd.resources.members import Member
+from progressd.resources.pool import Pool
+from progressd.resources.records import LeasesExpired, LeaseStatistics, ReleaseReason
+from progressd.resources.seams import Cancellable, EventSink, ProgressBinding, Scheduler
+from progressd.resources.spec import LeaseSpec, Per
+
+MemberKey = tuple[str, str]
+
+
+@dataclass(slots=True, frozen=True)
+class LeaseRequest:
+    """What a row asks for; shared by all rows of a scenario, so it costs nothing per user."""
+
+    pool: str
+    per: Per = "user"
+    scenario: str = ""
+    priority: int = 0
+    ttl: float | None = None
+    release_on: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: LeaseSpec, *, scenario: str, priority: int = 0) -> LeaseRequest:
+        """The request a scenario's ``resource_lease`` block makes."""
+        return cls(spec.pool, spec.per, scenario, priority, spec.ttl_s, spec.release_milestone)
+
+
+@dataclass(slots=True, eq=False)
+class Lease:
+    """One granted lease. ``expires_at`` is ``inf`` when the request has no ttl."""
+
+    id: int
+    request: LeaseRequest
+    member: Member
+    rows: set[int]
+    granted_at: float
+    expires_at: float
+    high: bool
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    request: LeaseRequest
+    rows: list[int] = field(default_factory=list)
+    cancelled: bool = False
+
+
+class LeaseTable:
+    """Grants, renews, expires and releases leases; queues requests when a pool is exhausted.
+
+    ``pools`` is the manager's live mapping; the table never adds or removes pools.
+    """
+
+    def __init__(
+        self,
+        pools: Mapping[str, Pool],
+        clock: Clock,
+        scheduler: Scheduler,
+        binding: ProgressBinding,
+        events: EventSink,
+        *,
+        high_priority: int = 1,
+        expiry_class: str = "step",
+        on_inheritance: Callable[[Pool, Member], None] | None = None,
+    ) -> None:
+        self._pools, self._clock, self._scheduler = pools, clock, scheduler
+        self._binding, self._events = binding, events
+        self.high_priority, self._expiry_class = high_priority, expiry_class
+        self._on_inheritance = on_inheritance
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+        self.by_id: dict[int, Lease] = {}
+        self.by_row: dict[int, Lease] = {}
+        self._by_member: dict[MemberKey, dict[int, Lease]] = {}
+        self._by_scenario: dict[tuple[str, str], Lease] = {}
+        self._queues: dict[str, list[tuple[int, int, _Waiter]]] = {}
+        self._waiting: dict[int, _Waiter] = {}
+        self._scenario_waiters: dict[tuple[str, str], _Waiter] = {}
+        self._waiting_per_pool: dict[str, int] = {}
+        self._expiry: list[tuple[float, int]] = []
+        self._armed: Cancellable | None = None
+        self._armed_at = math.inf
+        self.grants = self.releases = self.expiries = 0
+
+    # -- the runner's hooks -------------------------------------------------------------------
+
+    def acquire(self, row: int, request: LeaseRequest) -> Lease | None:
+        """Lease a member for ``row`` now, or queue it and return ``None`` (it is told later
+        through ``ProgressBinding.lease_changed``). Idempotent while the row holds or waits.
+
+        Raises:
+            ResourceError: for an unknown pool, or a row that holds a lease on another pool.
+        """
+        held = self.by_row.get(row)
+        if held is not None:
+            if held.request.pool != request.pool:
+                raise ResourceError(f"row {row} already holds a lease on pool {held.request.pool}")
+            return held
+        if row in self._waiting:
+            return None
+        pool = self._pool(request.pool)
+        if request.per == "scenario":
+            shared = self._by_scenario.get((pool.name, request.scenario))
+            if shared is not None:
+                self._attach(shared, row)
+                return shared
+        if not self._queues.get(pool.name):
+            member = pool.select()
+            if member is not None:
+                return self._grant(pool, member, request, [row])
+        self._enqueue(pool, request, row)
+        self.serve(pool)
+        return self.by_row.get(row)
+
+    def renew(self, row: int) -> None:
+        """The row made progress: push its lease's expiry ``ttl`` into the future."""
+        lease = self.by_row.get(row)
+        if lease is not None and lease.request.ttl is not None:
+            lease.expires_at = self._clock.now() + lease.request.ttl
+
+    def release(self, row: int, reason: ReleaseReason = "released") -> bool:
+        """Let go of the row's lease, or withdraw it from the queue; whether it had either."""
+        if self._cancel_wait(row):
+            return True
+        lease = self.by_row.pop(row, None)
+        if lease is None:
+            return False
+        lease.rows.discard(row)
+        self._binding.lease_changed(row, None)
+        if not lease.rows:
+            self._free(lease, reason)
+            self.serve(self._pools[lease.request.pool])
+        return True
+
+    def on_milestone(self, row: int, milestone: str) -> bool:
+        """Progress hook: the row reached ``milestone``; renews, and releases on ``release-on``.
+
+        Returns whether the lease was released.
+        """
+        lease = self.by_row.get(row)
+        if lease is None:
+            return False
+        self.renew(row)
+        if lease.request.release_on == milestone:
+            return self.release(row, "milestone")
+        return False
+
+    def on_finished(self, row: int) -> bool:
+        """Progress hook: the row finished; its lease (or wait) ends. Whether it had one."""
+        return self.release(row, "end")
+
+    # -- the manager's side -------------------------------------------------------------------
+
+    def leases_on(self, pool: str, member: Member) -> list[Lease]:
+        """The leases currently held on ``member``."""
+        return list(self._by_member.get((pool, member.address), {}).values())
+
+    def waiting(self, row: int) -> bool:
+        """Whether the row waits for a resource (``waiting-for-resource``)."""
+        return row in self._waiting
+
+    def waiters(self, pool: str) -> int:
+        """How many rows wait for a member of ``pool``."""
+        return self._waiting_per_pool.get(pool, 0)
+
+    def revoke(self, leases: Iterable[Lease], reason: ReleaseReason) -> list[tuple[int, Lease]]:
+        """Take ``leases`` back from all their rows; the ``(row, lease)`` pairs revoked.
+
+        Waiters are NOT served: the caller re-acquires for the revoked rows first if it wants
+        them ahead of fresh arrivals, then calls ``serve``.
+        """
+        revoked: list[tuple[int, Lease]] = []
+        for lease in leases:
+            for row in lease.rows:
+                del self.by_row[row]
+                self._binding.lease_changed(row, None)
+                revoked.append((row, lease))
+            lease.rows = set()
+            self._free(lease, reason)
+        return revoked
+
+    def serve(self, pool: Pool) -> None:
+        """Grant queued requests of ``pool`` in priority-then-arrival order while room lasts."""
+        queue = self._queues.get(pool.name)
+        while queue:
+            waiter = queue[0][2]
+            if waiter.cancelled:
+                heapq.heappop(queue)
+                continue
+            member = pool.select()
+            if member is None:
+                return
+            heapq.heappop(queue)
+            self._unqueue(pool.name, waiter)
+            self._grant(pool, member, waiter.request, waiter.rows)
+
+    def drop_pool(self, pool: Pool) -> list[int]:
+        """Revoke every lease and wait on ``pool`` (it is being removed); the rows affected."""
+        rows = [row for row, _ in self.revoke(self._leases_of(pool.name), "pool-removed")]
+        for _, _, waiter in self._queues.pop(pool.name, []):
+            if not waiter.cancelled:
+                for row in list(waiter.rows):
+                    self._cancel_wait(row)
+                    self._binding.lease_changed(row, None)
+                    rows.append(row)
+        return rows
+
+    def close(self) -> None:
+        """Withdraw the pending expiry call (shutdown)."""
+        if self._armed is not None:
+            self._armed.cancel()
+        self._armed, self._armed_at = None, math.inf
+
+    def statistics(self) -> LeaseStatistics:
+        return LeaseStatistics(
+            active=len(self.by_id),
+            waiters=len(self._waiting),
+            grants_total=self.grants,
+            releases_total=self.releases,
+            expiries_total=self.expiries,
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _pool(self, name: str) -> Pool:
+        pool = self._pools.get(name)
+        if pool is None:
+            known = ", ".join(sorted(self._pools)) or "none"
+            raise ResourceError(f"unknown pool {name!r} (known pools: {known})")
+        return pool
+
+    def _grant(self, pool: Pool, member: Member, request: LeaseRequest, rows: list[int]) -> Lease:
+        now = self._clock.now()
+        expires = math.inf if request.ttl is None else now + request.ttl
+        high = request.priority >= self.high_priority
+        lease = Lease(next(self._ids), request, member, set(rows), now, expires, high)
+        member.holders += 1
+        pool.reindex(member)
+        self.by_id[lease.id] = lease
+        self._by_member.setdefault((pool.name, member.address), {})[lease.id] = lease
+        if request.per == "scenario":
+            self._by_scenario[(pool.name, request.scenario)] = lease
+        for row in rows:
+            self.by_row[row] = lease
+            self._binding.lease_changed(row, lease.id)
+        if high:
+            self._inherit(pool, member, +1)
+        if request.ttl is not None:
+            heapq.heappush(self._expiry, (expires, lease.id))
+            self._arm()
+        self.grants += 1
+        return lease
+
+    def _attach(self, lease: Lease, row: int) -> None:
+        lease.rows.add(row)
+        self.by_row[row] = lease
+        self._binding.lease_changed(row, lease.id)
+
+    def _free(self, lease: Lease, reason: ReleaseReason) -> None:
+        pool = self._pools[lease.request.pool]
+        member = lease.member
+        del self.by_id[lease.id]
+        del self._by_member[(pool.name, member.address)][lease.id]
+        if self._by_scenario.get((pool.name, lease.request.scenario)) is lease:
+            del self._by_scenario[(pool.name, lease.request.scenario)]
+        member.holders -= 1
+        pool.reindex(member)
+        if lease.high:
+            self._inherit(pool, member, -1)
+        if reason == "expired":
+            self.expiries += 1
+        else:
+            self.releases += 1
+
+    def _inherit(self, pool: Pool, member: Member, delta: int) -> None:
+        before = member.high_holders
+        member.high_holders += delta
+        if (before == 0) != (member.high_holders == 0) and self._on_inheritance is not None:
+            self._on_inheritance(pool, member)
+
+    def _leases_of(self, pool: str) -> list[Lease]:
+        return [lease for lease in self.by_id.values() if lease.request.pool == pool]
+
+    def _enqueue(self, pool: Pool, request: LeaseRequest, row: int) -> None:
+        key = (pool.name, request.scenario)
+        waiter = self._scenario_waiters.get(key) if request.per == "scenario" else None
+        if waiter is None:
+            waiter = _Waiter(request)
+            entry = (-request.priority, next(self._seq), waiter)
+            heapq.heappush(self._queues.setdefault(pool.name, []), entry)
+            if request.per == "scenario":
+                self._scenario_waiters[key] = waiter
+        waiter.rows.append(row)
+        self._waiting[row] = waiter
+        self._waiting_per_pool[pool.name] = self._waiting_per_pool.get(pool.name, 0) + 1
+
+    def _unqueue(self, pool: str, waiter: _Waiter) -> None:
+        for row in waiter.rows:
+            del self._waiting[row]
+        self._waiting_per_pool[pool] -= len(waiter.rows)
+        key = (pool, waiter.request.scenario)
+        if self._scenario_waiters.get(key) is waiter:
+            del self._scenario_waiters[key]
+
+    def _cancel_wait(self, row: int) -> bool:
+        waiter = self._waiting.pop(row, None)
+        if waiter is None:
+            return False
+        waiter.rows.remove(row)
+        self._waiting_per_pool[waiter.request.pool] -= 1
+        if not waiter.rows:
+            waiter.cancelled = True
+            key = (waiter.request.pool, waiter.request.scenario)
+            if self._scenario_waiters.get(key) is waiter:
+                del self._scenario_waiters[key]
+        return True
+
+    def _arm(self) -> None:
+        if not self._expiry or self._expiry[0][0] >= self._armed_at:
+            return
+        if self._armed is not None:
+            self._armed.cancel()
+        self._armed_at = self._expiry[0][0]
+        self._armed = self._scheduler.call_at(self._armed_at, self._expire_due, self._expiry_class)
+
+    def _expire_due(self) -> None:
+        self._armed, self._armed_at = None, math.inf
+        now = self._clock.now()
+        expired: dict[str, list[Lease]] = {}
+        while self._expiry and self._expiry[0][0] <= now:
+            _, lease_id = heapq.heappop(self._expiry)
+            lease = self.by_id.get(lease_id)
+            if lease is None:
+                continue
+            if lease.expires_at > now:
+                heapq.heappush(self._expiry, (lease.expires_at, lease_id))
+            else:
+                expired.setdefault(lease.request.pool, []).append(lease)
+        for pool, leases in expired.items():
+            rows = tuple(row for row, _ in self.revoke(leases, "expired"))
+            self._events.emit(LeasesExpired(pool=pool, rows=rows, at=now))
+            self.serve(self._pools[pool])
+        self._arm()
