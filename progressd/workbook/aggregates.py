@@ -1,0 +1,64 @@
+"""Run totals kept incrementally: every write adjusts them in O(1), nothing scans the rows.
+
+``recount`` is the full scan that the tests (and a shadow-mode check) compare them against;
+it never runs on a hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from progressd.workbook.fields import Field, Status
+from progressd.workbook.model import ProgressTotals
+
+
+@dataclass(slots=True)
+class Aggregates:
+    """Mutable totals owned by one workbook. ``totals()`` freezes them into a record."""
+
+    milestone_count: int
+    rows: int = 0
+    done_work: int = 0
+    errors: int = 0
+    rework: int = 0
+    rollbacks: int = 0
+    milestone_reaches: int = 0
+    status_counts: list[int] = field(default_factory=lambda: [0] * len(Status))
+    milestone_current: list[int] = field(default_factory=list)
+    milestone_reached: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.milestone_current = [0] * self.milestone_count
+        self.milestone_reached = [0] * self.milestone_count
+
+    def add_rows(self, count: int) -> None:
+        self.rows += count
+        self.status_counts[Status.PENDING] += count
+
+    def on_change(self, f: Field, old: int | float, new: int | float) -> None:
+        """Account for hot field ``f`` moving from ``old`` to ``new`` on one row."""
+        if f == Field.DONE:
+            self.done_work += int(new) - int(old)
+        elif f == Field.STATUS:
+            self.status_counts[int(old)] -= 1
+            self.status_counts[int(new)] += 1
+        elif f == Field.ERRORS:
+            self.errors += int(new) - int(old)
+        elif f == Field.MILESTONE:
+            if old >= 0:
+                self.milestone_current[int(old)] -= 1
+            if new >= 0:
+                self.milestone_current[int(new)] += 1
+
+    def totals(self) -> ProgressTotals:
+        return ProgressTotals(
+            rows=self.rows,
+            done_work=self.done_work,
+            errors=self.errors,
+            rework=self.rework,
+            rollbacks=self.rollbacks,
+            milestone_reaches=self.milestone_reaches,
+            status_counts=tuple(self.status_counts),
+            milestone_current=tuple(self.milestone_current),
+            milestone_reached=tuple(self.milestone_reached),
+        )

@@ -1,0 +1,590 @@
+"""The ``Workbook``: one run's state, a row per virtual user, a column per field.
+
+See ``progressd/workbook/__init__.py`` for the design note. This module holds the write paths;
+storage lives in ``columns`` and ``stable``, totals in ``aggregates``, staged writes in
+``staging`` and the compressed stable snapshot in ``snapshot``.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from progressd.errors import StateError
+from progressd.workbook.aggregates import Aggregates
+from progressd.workbook.columns import ColdStore, HotColumns
+from progressd.workbook.fields import (
+    ADDABLE_FIELDS,
+    COLD_FIELDS,
+    HOT_TYPECODES,
+    RESTORED_HOT,
+    ROLLBACK_REASONS,
+    SETTABLE_FIELDS,
+    Field,
+    RollbackReason,
+    Status,
+)
+from progressd.workbook.model import (
+    JournalEntry,
+    ProgressTotals,
+    RowRecord,
+    WorkbookStatistics,
+)
+from progressd.workbook.snapshot import (
+    FORMAT,
+    Codec,
+    StableSnapshot,
+    decode_snapshot,
+    encode_snapshot,
+    native_byteorder,
+)
+from progressd.workbook.stable import STABLE_FIELDS, StableColumns
+from progressd.workbook.staging import OpKind, StagedOp, Staging
+
+_START = (0, 0, 0, int(Status.PENDING), -1)
+STABLE_TYPECODES = tuple(HOT_TYPECODES[f] for f in STABLE_FIELDS)
+_SCRATCH = {f: array(t, [0]) for f, t in HOT_TYPECODES.items()}
+_COLD = frozenset(COLD_FIELDS)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What ``Workbook.take_changes()`` hands the event bus.
+
+    ``journal``: milestone and rollback records in commit order. ``rows``: ``(row, dirty_mask,
+    version)`` for each row changed since the previous call, in the order rows first changed.
+    """
+
+    journal: list[JournalEntry]
+    rows: list[tuple[int, int, int]]
+
+
+class Workbook:
+    """The state of one run. Satisfies ``ProgressModel``.
+
+    Writes (``set``, ``add``, ``set_cold``, ``record_error``, ``reach_milestone``, ``rollback``)
+    commit at once, bump the row's version and set its dirty bits — except inside
+    ``dispatching()``, where they are validated, staged and merged when the block ends. Reads
+    always see committed state.
+
+    Raises:
+        StateError: on an unknown row, field, milestone, status or reason, or a value that does
+            not fit its column. Nothing is written when a call raises.
+    """
+
+    __slots__ = (
+        "_agg",
+        "_cold",
+        "_cols",
+        "_commits",
+        "_dirty",
+        "_dirty_rows",
+        "_hot",
+        "_journal",
+        "_milestones",
+        "_reached",
+        "_rows",
+        "_snapshot_sizes",
+        "_stable",
+        "_staging",
+        "_stride",
+        "_version",
+        "on_change",
+    )
+
+    def __init__(self, milestones: Sequence[str] = (), *, rows: int = 0) -> None:
+        if len(set(milestones)) != len(milestones):
+            raise StateError(f"milestone names must be unique, got {list(milestones)}")
+        self._milestones = tuple(milestones)
+        self._hot = HotColumns()
+        self._cols = self._hot.columns
+        self._version = self._hot.version
+        self._dirty = self._hot.dirty
+        self._cold = ColdStore()
+        self._stable = StableColumns()
+        self._stride = (len(self._milestones) + 7) // 8
+        self._reached = bytearray()
+        self._agg = Aggregates(milestone_count=len(self._milestones))
+        self._rows = 0
+        self._dirty_rows: list[int] = []
+        self._journal: list[JournalEntry] = []
+        self._staging: Staging | None = None
+        self._commits = 0
+        self._snapshot_sizes = (0, 0)
+        self.on_change: Callable[[], None] | None = None
+        """Called when the workbook goes from no uncollected changes to some (wake the bus)."""
+        if rows:
+            self.add_rows(rows)
+
+    # -- shape ---------------------------------------------------------------------------
+
+    @property
+    def milestones(self) -> tuple[str, ...]:
+        """Milestone names; a milestone's index is its position here."""
+        return self._milestones
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def milestone_index(self, name: str) -> int:
+        """The index of milestone ``name``.
+
+        Raises:
+            StateError: when there is no such milestone.
+        """
+        try:
+            return self._milestones.index(name)
+        except ValueError:
+            known = ", ".join(self._milestones) or "none"
+            raise StateError(f"unknown milestone {name!r} (known: {known})") from None
+
+    def add_rows(self, count: int) -> range:
+        """Append ``count`` rows at the start state (``PENDING``, step 0); return their indices."""
+        if count < 0:
+            raise StateError(f"cannot add {count} rows")
+        first = self._rows
+        self._hot.grow(count)
+        self._reached.extend(bytes(count * self._stride))
+        self._rows += count
+        self._stable.grow(self._rows)
+        self._agg.add_rows(count)
+        return range(first, self._rows)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, row: int, field: Field) -> int | float:
+        """A hot field's committed value."""
+        self._check_row(row)
+        if field in _COLD or not 0 <= field < len(self._cols):
+            raise StateError(f"{_name(field)} is not a hot field; read it with get_cold()")
+        value: int | float = self._cols[field][row]
+        return value
+
+    def get_cold(self, row: int, field: Field) -> object | None:
+        """A cold field's committed value, ``None`` when the row has none."""
+        self._check_row(row)
+        self._check_cold(field)
+        return self._cold.get(row, field)
+
+    def status(self, row: int) -> Status:
+        return Status(int(self.get(row, Field.STATUS)))
+
+    def version(self, row: int) -> int:
+        """How many committed writes the row has seen (mod 2**32)."""
+        self._check_row(row)
+        return int(self._version[row])
+
+    def stable_milestone(self, row: int) -> int:
+        """The milestone of the row's stable point, ``-1`` when it has none."""
+        self._check_row(row)
+        point = self._stable.load(row)
+        return -1 if point is None else point[4]
+
+    def row_record(self, row: int) -> RowRecord:
+        """The whole row as a record."""
+        self._check_row(row)
+        c = self._cols
+        return RowRecord(
+            row=row,
+            version=self._version[row],
+            status=Status(int(c[Field.STATUS][row])).name.lower(),
+            step=int(c[Field.STEP][row]),
+            iteration=int(c[Field.ITERATION][row]),
+            done=int(c[Field.DONE][row]),
+            lease=int(c[Field.LEASE][row]),
+            due=float(c[Field.DUE][row]),
+            errors=int(c[Field.ERRORS][row]),
+            milestone=self._milestone_name(int(c[Field.MILESTONE][row])),
+            stable_milestone=self._milestone_name(self.stable_milestone(row)),
+            vars=self._cold.get(row, Field.VARS),
+            error_text=_as_text(self._cold.get(row, Field.ERROR_TEXT)),
+            payload=self._cold.get(row, Field.PAYLOAD),
+        )
+
+    # -- writes --------------------------------------------------------------------------
+
+    def set(self, row: int, field: Field, value: int | float) -> None:
+        """Set a hot field (last writer wins). A value equal to the current one commits nothing."""
+        self._check_row(row)
+        if field not in SETTABLE_FIELDS:
+            raise StateError(f"{_name(field)} cannot be set directly")
+        _check_fits(field, value)
+        if self._staging is not None:
+            self._staging.stage_set(row, field, value)
+        elif self._write_hot(row, field, value):
+            self._commit(row, 1 << field)
+
+    def add(self, row: int, field: Field, delta: int | float) -> None:
+        """Add ``delta`` to a counter or pointer (staged adds to one field are summed)."""
+        self._check_row(row)
+        if field not in ADDABLE_FIELDS:
+            raise StateError(f"{_name(field)} is not a counter; use set()")
+        if self._staging is not None:
+            self._staging.stage_add(row, field, delta)
+        elif delta and self._write_hot(row, field, self._cols[field][row] + delta):
+            self._commit(row, 1 << field)
+
+    def set_cold(self, row: int, field: Field, value: object | None) -> None:
+        """Set a cold field; ``None`` clears it and frees its entry. Values are not copied:
+        hand over a fresh object and never mutate it afterwards (stable points share it)."""
+        self._check_row(row)
+        self._check_cold(field)
+        if self._staging is not None:
+            self._staging.stage_cold(row, field, value)
+        elif self._cold.set(row, field, value):
+            self._commit(row, 1 << field)
+
+    def record_error(self, row: int, text: str) -> None:
+        """Count one error on the row and keep ``text`` as its last error, in one commit."""
+        self.add(row, Field.ERRORS, 1)
+        self.set_cold(row, Field.ERROR_TEXT, text)
+
+    def reach_milestone(self, row: int, milestone: int) -> None:
+        """Mark the row as having reached ``milestone`` and make its current state the row's
+        stable point (hot progress fields copied, cold values referenced)."""
+        self._check_row(row)
+        if not 0 <= milestone < len(self._milestones):
+            raise StateError(f"milestone index {milestone} out of range 0..{len(self._milestones)}")
+        if self._staging is not None:
+            self._staging.stage_milestone(row, milestone)
+        else:
+            self._apply_milestone(row, milestone)
+
+    def rollback(self, rows: Iterable[int], reason: RollbackReason) -> None:
+        """Return each row to its stable point, or to the start when it has none.
+
+        Step, iteration, done work, status, milestone, extracted vars and payload are restored;
+        lease, next-due time, error count and error text are kept. The done work undone counts as
+        rework; a ``rollback`` journal entry records the reason and the milestone returned to.
+        """
+        targets = list(rows)
+        for row in targets:
+            self._check_row(row)
+        if reason not in ROLLBACK_REASONS:
+            raise StateError(
+                f"unknown rollback reason {reason!r}: one of {sorted(ROLLBACK_REASONS)}"
+            )
+        for row in targets:
+            if self._staging is not None:
+                self._staging.stage_rollback(row, reason)
+            else:
+                self._apply_rollback(row, reason)
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    @contextmanager
+    def dispatching(self) -> Iterator[None]:
+        """Stage every write made inside the block; merge them in issue order at its end.
+
+        Nested blocks join the outer one. Raises ``StateError`` after the merge if a staged
+        write turned out not to fit (every other staged write is still applied).
+        """
+        if self._staging is not None:
+            yield
+            return
+        self._staging = Staging.empty()
+        try:
+            yield
+        finally:
+            staging, self._staging = self._staging, None
+            self._merge(staging.ops)
+
+    @property
+    def is_dispatching(self) -> bool:
+        return self._staging is not None
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether there are dirty rows or journal entries the bus has not collected."""
+        return bool(self._dirty_rows or self._journal)
+
+    def take_changes(self) -> Changes:
+        """Hand over and clear the dirty rows and the journal (the bus calls this)."""
+        journal, self._journal = self._journal, []
+        rows, self._dirty_rows = self._dirty_rows, []
+        dirty, version = self._dirty, self._version
+        changed = [(r, dirty[r], version[r]) for r in rows]
+        for r in rows:
+            dirty[r] = 0
+        return Changes(journal=journal, rows=changed)
+
+    # -- totals, memory, stable state ----------------------------------------------------
+
+    def totals(self) -> ProgressTotals:
+        """The incrementally kept totals (O(statuses + milestones))."""
+        return self._agg.totals()
+
+    def recount(self) -> ProgressTotals:
+        """The totals recomputed by scanning every row: for tests and audits, never hot."""
+        c = self._cols
+        statuses = Counter(c[Field.STATUS])
+        current = Counter(c[Field.MILESTONE])
+        reached = [0] * len(self._milestones)
+        for m in range(len(self._milestones)):
+            byte, bit = m >> 3, 1 << (m & 7)
+            reached[m] = sum(1 for b in self._reached[byte :: self._stride or 1] if b & bit)
+        return ProgressTotals(
+            rows=self._rows,
+            done_work=int(sum(c[Field.DONE])),
+            errors=int(sum(c[Field.ERRORS])),
+            rework=self._agg.rework,
+            rollbacks=self._agg.rollbacks,
+            milestone_reaches=self._agg.milestone_reaches,
+            status_counts=tuple(statuses[s] for s in Status),
+            milestone_current=tuple(current[m] for m in range(len(self._milestones))),
+            milestone_reached=tuple(reached),
+        )
+
+    def statistics(self) -> WorkbookStatistics:
+        return WorkbookStatistics(
+            totals=self._agg.totals(),
+            milestones=self._milestones,
+            version=self._commits,
+            dirty_rows=len(self._dirty_rows),
+            staged_writes=0 if self._staging is None else self._staging.writes,
+            journal=len(self._journal),
+            stable_rows=self._stable.stable_rows,
+            stable_raw_bytes=self._stable.raw_bytes(),
+            stable_stored_bytes=self._stable.stored_bytes(),
+            snapshot_raw_bytes=self._snapshot_sizes[0],
+            snapshot_bytes=self._snapshot_sizes[1],
+        )
+
+    def memory_bytes(self) -> int:
+        """Bytes the workbook holds: columns, sparse maps and their values, stable segments,
+        reached bitmap, dirty list, journal and staged writes. O(columns + segments)."""
+        journal = sys.getsizeof(self._journal) + len(self._journal) * _JOURNAL_ENTRY_BYTES
+        staged = 0
+        if self._staging is not None:
+            staged = len(self._staging.ops) * _STAGED_OP_BYTES + sys.getsizeof(self._staging.index)
+        return (
+            self._hot.nbytes()
+            + self._cold.nbytes()
+            + self._stable.nbytes()
+            + sys.getsizeof(self._reached)
+            + sys.getsizeof(self._dirty_rows)
+            + journal
+            + staged
+        )
+
+    def snapshot(self, codec: Codec = "zlib") -> bytes:
+        """The stable state (stable columns, their cold values, error counts, reached bitmap,
+        rework and rollback totals) as compressed bytes; ``restore`` rebuilds it."""
+        data, raw_size = encode_snapshot(self._stable_snapshot(), codec)
+        self._snapshot_sizes = (raw_size, len(data))
+        return data
+
+    @classmethod
+    def restore(cls, data: bytes) -> Workbook:
+        """A workbook whose rows stand at the stable points in ``data`` (rows without one at the
+        start). Leases are not restored (they do not survive a restart); versions start at 0.
+
+        Raises:
+            StateError: when ``data`` is not a valid snapshot.
+        """
+        snap = decode_snapshot(data)
+        workbook = cls(snap.milestones, rows=snap.rows)
+        workbook._load_snapshot(snap)
+        return workbook
+
+    def compact_stable(self) -> int:
+        """Compress stable segments untouched since the previous call (call it periodically);
+        return how many were compressed."""
+        return self._stable.compact()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _check_row(self, row: int) -> None:
+        if not 0 <= row < self._rows:
+            raise StateError(f"row {row} out of range 0..{self._rows} (add rows first)")
+
+    def _check_cold(self, field: Field) -> None:
+        if field not in _COLD:
+            raise StateError(f"{_name(field)} is not a cold field; use get()/set()")
+
+    def _milestone_name(self, index: int) -> str | None:
+        return None if index < 0 else self._milestones[index]
+
+    def _write_hot(self, row: int, field: Field, value: int | float) -> bool:
+        column = self._cols[field]
+        old = column[row]
+        if old == value:
+            return False
+        try:
+            column[row] = value
+        except (OverflowError, TypeError) as exc:
+            raise StateError(f"{_name(field)}={value!r} does not fit row {row}: {exc}") from None
+        self._agg.on_change(field, old, column[row])
+        return True
+
+    def _commit(self, row: int, mask: int) -> None:
+        self._version[row] = (self._version[row] + 1) & 0xFFFFFFFF
+        self._commits += 1
+        if not mask:
+            return
+        old = self._dirty[row]
+        if not old:
+            self._note_pending()
+            self._dirty_rows.append(row)
+        self._dirty[row] = old | mask
+
+    def _note_pending(self) -> None:
+        if self.on_change is not None and not self._dirty_rows and not self._journal:
+            self.on_change()
+
+    def _apply_milestone(self, row: int, milestone: int) -> None:
+        c = self._cols
+        mask = Field.MILESTONE.mask if self._write_hot(row, Field.MILESTONE, milestone) else 0
+        at, bit = row * self._stride + (milestone >> 3), 1 << (milestone & 7)
+        if not self._reached[at] & bit:
+            self._reached[at] |= bit
+            self._agg.milestone_reached[milestone] += 1
+        self._agg.milestone_reaches += 1
+        point = (c[Field.STEP][row], c[Field.ITERATION][row], c[Field.DONE][row])
+        self._stable.save(row, (*point, c[Field.STATUS][row], milestone, c[Field.LEASE][row]))
+        self._cold.save_stable(row)
+        self._commit(row, mask)
+        self._journal_append(
+            JournalEntry(kind="milestone", row=row, milestone=milestone, version=self._version[row])
+        )
+
+    def _apply_rollback(self, row: int, reason: RollbackReason) -> None:
+        point = self._stable.load(row)
+        target = _START if point is None else point[:5]
+        before = self._cols[Field.DONE][row]
+        mask = 0
+        for field, value in zip(RESTORED_HOT, target, strict=True):
+            if self._write_hot(row, field, value):
+                mask |= field.mask
+        mask |= self._cold.restore_stable(row, has_stable=point is not None)
+        undone = max(0, int(before - self._cols[Field.DONE][row]))
+        self._agg.rework += undone
+        self._agg.rollbacks += 1
+        self._commit(row, mask)
+        self._journal_append(
+            JournalEntry(
+                kind="rollback",
+                row=row,
+                milestone=int(target[4]),
+                version=self._version[row],
+                reason=reason,
+                undone=undone,
+            )
+        )
+
+    def _stable_snapshot(self) -> StableSnapshot:
+        cold = self._cold
+        return StableSnapshot(
+            format=FORMAT,
+            byteorder=native_byteorder(),
+            milestones=self._milestones,
+            rows=self._rows,
+            columns=self._stable.export(),
+            errors=self._cols[Field.ERRORS].tobytes(),
+            reached=bytes(self._reached),
+            vars=dict(cold.stable[Field.VARS - COLD_FIELDS[0]]),
+            payload=dict(cold.stable[Field.PAYLOAD - COLD_FIELDS[0]]),
+            rework=self._agg.rework,
+            rollbacks=self._agg.rollbacks,
+            milestone_reaches=self._agg.milestone_reaches,
+        )
+
+    def _load_snapshot(self, snap: StableSnapshot) -> None:
+        swap = snap.byteorder != native_byteorder()
+        columns = [_column(t, b, swap) for t, b in zip(STABLE_TYPECODES, snap.columns, strict=True)]
+        errors = _column("I", snap.errors, swap)
+        if any(len(c) != self._rows for c in [*columns, errors]) or len(snap.reached) != len(
+            self._reached
+        ):
+            raise StateError("stable snapshot is inconsistent: column lengths differ from rows")
+        self._stable.load_columns(columns)
+        for row in range(self._rows):
+            if errors[row]:
+                self._write_hot(row, Field.ERRORS, errors[row])
+            if columns[4][row] >= 0:
+                for field, column in zip(RESTORED_HOT, columns, strict=False):
+                    self._write_hot(row, field, column[row])
+        self._load_cold(snap)
+        self._reached[:] = snap.reached
+        self._agg.milestone_reached = list(self.recount().milestone_reached)
+        self._agg.rework = snap.rework
+        self._agg.rollbacks = snap.rollbacks
+        self._agg.milestone_reaches = snap.milestone_reaches
+
+    def _load_cold(self, snap: StableSnapshot) -> None:
+        for field, values in ((Field.VARS, snap.vars), (Field.PAYLOAD, snap.payload)):
+            for row, value in values.items():
+                self._check_row(row)
+                self._cold.set(row, field, value)
+                self._cold.put_stable(row, field, value)
+
+    def _journal_append(self, entry: JournalEntry) -> None:
+        self._note_pending()
+        self._journal.append(entry)
+
+    def _merge(self, ops: list[StagedOp]) -> None:
+        rejected: list[str] = []
+        for op in ops:
+            try:
+                self._apply_staged(op)
+            except StateError as exc:
+                rejected.append(str(exc))
+        if rejected:
+            raise StateError(
+                f"{len(rejected)} staged write(s) rejected at merge, first: {rejected[0]}"
+            )
+
+    def _apply_staged(self, op: StagedOp) -> None:
+        match op.kind:
+            case OpKind.SET:
+                self.set(op.row, Field(op.field), op.value)  # type: ignore[arg-type]
+            case OpKind.ADD:
+                self.add(op.row, Field(op.field), op.value)  # type: ignore[arg-type]
+            case OpKind.SET_COLD:
+                self.set_cold(op.row, Field(op.field), op.value)
+            case OpKind.MILESTONE:
+                self._apply_milestone(op.row, op.value)  # type: ignore[arg-type]
+            case OpKind.ROLLBACK:
+                self._apply_rollback(op.row, op.value)  # type: ignore[arg-type]
+
+
+_JOURNAL_ENTRY_BYTES = sys.getsizeof(JournalEntry(kind="rollback", row=0, milestone=0, version=0))
+_STAGED_OP_BYTES = sys.getsizeof(StagedOp(OpKind.SET, 0, 0, 0)) + 32  # + its index entry
+
+
+def _column(typecode: str, data: bytes, swap: bool) -> array[int]:
+    column = array(typecode)
+    try:
+        column.frombytes(data)
+    except ValueError as exc:
+        raise StateError(f"stable snapshot is corrupt: {exc}") from None
+    if swap:
+        column.byteswap()
+    return column
+
+
+def _name(field: Field | int) -> str:
+    try:
+        return Field(field).name.lower()
+    except ValueError:
+        return f"field {field!r}"
+
+
+def _as_text(value: object | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _check_fits(field: Field, value: int | float) -> None:
+    if field == Field.STATUS and not (isinstance(value, int) and 0 <= value < len(Status)):
+        raise StateError(f"status={value!r} is not a Status (0..{len(Status) - 1})")
+    if field != Field.DUE and not isinstance(value, int):
+        raise StateError(f"{_name(field)}={value!r}: expected an integer")
+    try:
+        _SCRATCH[field][0] = value  # type: ignore[assignment]
+    except (OverflowError, TypeError) as exc:
+        raise StateError(f"{_name(field)}={value!r} does not fit its column: {exc}") from None

@@ -1,0 +1,90 @@
+"""The run's stable state as compressed bytes, for the store and for resuming after a crash.
+
+Layout: ``b"PDST"`` + one codec byte (``z`` zlib, ``x`` lzma) + the compressed msgpack encoding
+of ``StableSnapshot``. Columns travel as raw array bytes in the writer's byte order (recorded,
+swapped on read when it differs), so encoding costs one ``tobytes()`` per column.
+"""
+
+from __future__ import annotations
+
+import lzma
+import sys
+import zlib
+from typing import Any, Final, Literal
+
+import msgspec
+
+from progressd.errors import StateError
+
+Codec = Literal["zlib", "lzma"]
+
+MAGIC: Final = b"PDST"
+_CODEC_BYTES: Final[dict[str, bytes]] = {"zlib": b"z", "lzma": b"x"}
+
+
+class StableSnapshot(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything needed to rebuild a workbook at its stable points.
+
+    ``columns``: the stable columns (``stable.STABLE_FIELDS`` order) as raw array bytes;
+    ``errors``: the current error-count column; ``reached``: the reached-milestone bitmap;
+    ``vars`` / ``payload``: the cold values referenced by stable points, by row.
+    """
+
+    format: int
+    byteorder: Literal["little", "big"]
+    milestones: tuple[str, ...]
+    rows: int
+    columns: list[bytes]
+    errors: bytes
+    reached: bytes
+    vars: dict[int, Any]
+    payload: dict[int, Any]
+    rework: int
+    rollbacks: int
+    milestone_reaches: int
+
+
+FORMAT: Final = 1
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(StableSnapshot)
+
+
+def encode_snapshot(snapshot: StableSnapshot, codec: Codec = "zlib") -> tuple[bytes, int]:
+    """Return the framed compressed bytes and the size of the uncompressed encoding."""
+    raw = _encoder.encode(snapshot)
+    if codec == "zlib":
+        body = zlib.compress(raw, 6)
+    elif codec == "lzma":
+        body = lzma.compress(raw, preset=6)
+    else:
+        raise StateError(f"unknown snapshot codec {codec!r}: use 'zlib' or 'lzma'")
+    return MAGIC + _CODEC_BYTES[codec] + body, len(raw)
+
+
+def decode_snapshot(data: bytes) -> StableSnapshot:
+    """Parse bytes made by ``encode_snapshot``.
+
+    Raises:
+        StateError: when the bytes are not a progressd stable snapshot, are corrupt, or come
+            from an unknown format version.
+    """
+    if data[:4] != MAGIC or len(data) < 5:
+        raise StateError("not a progressd stable snapshot (bad magic); was it written by store?")
+    codec = data[4:5]
+    try:
+        if codec == b"z":
+            raw = zlib.decompress(data[5:])
+        elif codec == b"x":
+            raw = lzma.decompress(data[5:])
+        else:
+            raise StateError(f"stable snapshot uses unknown codec byte {codec!r}")
+        snapshot = _decoder.decode(raw)
+    except (zlib.error, lzma.LZMAError, msgspec.DecodeError) as exc:
+        raise StateError(f"stable snapshot is corrupt: {exc}") from None
+    if snapshot.format != FORMAT:
+        raise StateError(f"stable snapshot format {snapshot.format} is not supported ({FORMAT})")
+    return snapshot
+
+
+def native_byteorder() -> Literal["little", "big"]:
+    return "little" if sys.byteorder == "little" else "big"
