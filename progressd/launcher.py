@@ -159,18 +159,19 @@ async def launch_daemon(
     deadline: str = "5s",
     env: Mapping[str, str] | None = None,
     ready_timeout: float = 15.0,
+    socket_path: str | None = None,
 ) -> AsyncIterator[DaemonProcess]:
     """Run ``progressd serve`` in ``workdir`` until the block ends (then SIGTERM, then SIGKILL).
 
-    The control socket lives in a short private directory (Unix socket paths are limited to
-    107 bytes); the config, state and log live in ``workdir``.
+    The control socket lives at ``socket_path``, by default in a short private directory (Unix
+    socket paths are limited to 107 bytes); the config, state and log live in ``workdir``.
 
     Raises:
         LaunchError: the daemon exited or was not ready within ``ready_timeout``.
     """
     sockdir = tempfile.mkdtemp(prefix="pd-")
     notify, address = _notify_socket()
-    socket_path = os.path.join(sockdir, "progressd.sock")
+    socket_path = socket_path or os.path.join(sockdir, "progressd.sock")
     config = write_config(
         workdir, socket_path=socket_path, metrics=metrics, deadline=deadline, extra=config_extra
     )
