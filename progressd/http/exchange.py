@@ -1,0 +1,37 @@
+"""One request on its way through a pool: waiting, connecting, in flight, done.
+
+Invariants: an exchange is reported to its ``on_done`` exactly once, when its state becomes
+``DONE``; a timer, a connection and a connect attempt that still refer to a ``DONE`` exchange
+ignore it. Waiting exchanges are removed from the pool's queue lazily (skipped when popped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from progressd.http.request import EncodedRequest
+from progressd.http.result import OnDone
+from progressd.http.scheduler import TimerHandle
+
+if TYPE_CHECKING:
+    from progressd.http.connection import HttpConnection
+
+WAITING: Final = 0
+CONNECTING: Final = 1
+ACTIVE: Final = 2
+DONE: Final = 3
+
+
+@dataclass(slots=True, eq=False)
+class Exchange:
+    """A request and its bookkeeping; owned by the pool that received it."""
+
+    request: EncodedRequest
+    on_done: OnDone
+    started: float
+    state: int = WAITING
+    timer: TimerHandle | None = None
+    connection: HttpConnection | None = None
+    reused: bool = False
+    retried: bool = False

@@ -1,0 +1,369 @@
+"""A keep-alive connection pool for one member (``host:port``), completing by callback.
+
+Design note. ``request()`` never awaits and never creates a task per request: it takes an idle
+connection (most recently used first), or opens a new one while fewer than ``max_connections``
+are open or opening, or queues the request. Each response (or failure) is reported once to the
+request's ``on_done`` callback, from the I/O callback that completed it. Opening a connection
+is the only coroutine: one task per new connection (``loop.create_connection`` does the TCP and
+TLS handshakes), amortised over every request the connection then carries.
+
+Timeouts are timers from the injected ``Scheduler``: a request timer covers queueing,
+connecting and the exchange; a connect timer cancels a connect attempt. A request that times
+out while its connection is still opening leaves the connect running: the new connection then
+serves the next waiter. A request whose reused connection turns out to be closed before any
+response byte arrived (the server dropped an idle keep-alive connection) is retried once on a
+fresh connection when its method is idempotent; otherwise it fails with ``closed-early``.
+
+Invariants: a connection is in at most one of ``_idle`` and ``_busy``; ``len(_idle) +
+len(_busy) + _connecting <= max_connections``; ``_waiting`` counts the queued exchanges whose
+state is still ``WAITING``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import Counter, deque
+from functools import partial
+
+import msgspec
+
+from progressd.http.connection import HttpConnection
+from progressd.http.errors import (
+    HttpErrorReason,
+    PoolClosedError,
+    classify_connect_error,
+    classify_lost_connection,
+)
+from progressd.http.exchange import ACTIVE, CONNECTING, DONE, WAITING, Exchange
+from progressd.http.request import EncodedRequest, Headers, Origin, encode_request
+from progressd.http.result import HttpResult, OnDone
+from progressd.http.scheduler import Scheduler, TimerHandle
+
+_ConnectTask = asyncio.Task[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]
+
+
+class PoolStatistics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A point-in-time view of one pool, for telemetry."""
+
+    address: str
+    open: int
+    idle: int
+    in_flight: int
+    connecting: int
+    waiting: int
+    requests: int
+    reused: int
+    retries: int
+    connects: int
+    connect_failures: int
+    errors: dict[str, int]
+
+
+class HttpPool:
+    """Pooled keep-alive HTTP/1.1 connections to one origin, at most ``max_connections``.
+
+    Raises:
+        ValueError: from the constructor when ``max_connections`` or ``body_limit`` is bad.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        scheduler: Scheduler | None = None,
+        max_connections: int = 100,
+        connect_timeout: float = 10.0,
+        body_limit: int = 1 << 20,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        if body_limit < 0:
+            raise ValueError(f"body_limit must be >= 0 bytes, got {body_limit}")
+        self.origin = origin
+        self._loop = loop or asyncio.get_running_loop()
+        self._scheduler: Scheduler = scheduler or self._loop
+        self._max = max_connections
+        self._connect_timeout = connect_timeout
+        self._body_limit = body_limit
+        self._ssl = (ssl_context or ssl.create_default_context()) if origin.tls else None
+        self._idle: dict[HttpConnection, None] = {}
+        self._busy: set[HttpConnection] = set()
+        self._closing: set[HttpConnection] = set()
+        self._connect_tasks: set[_ConnectTask] = set()
+        self._waiters: deque[Exchange] = deque()
+        self._connecting = 0
+        self._waiting = 0
+        self._closed = False
+        self._drained: asyncio.Future[None] | None = None
+        self._requests = self._reused = self._retries = 0
+        self._connects = self._connect_failures = 0
+        self._errors: Counter[str] = Counter()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        headers: Headers | None = None,
+        body: bytes | None = None,
+        *,
+        timeout: float | None = None,
+        on_done: OnDone,
+    ) -> None:
+        """Send one request; ``on_done(HttpResult)`` is called exactly once, later.
+
+        Raises:
+            ValueError: when the request cannot be encoded (see ``encode_request``).
+            PoolClosedError: when the pool was closed.
+        """
+        encoded = encode_request(method, target, self.origin.host_header, headers, body)
+        self.send(encoded, timeout=timeout, on_done=on_done)
+
+    def send(self, request: EncodedRequest, *, timeout: float | None, on_done: OnDone) -> None:
+        """Send an already encoded request; see ``request``.
+
+        Raises:
+            PoolClosedError: when the pool was closed.
+        """
+        if self._closed:
+            raise PoolClosedError(f"HTTP pool for {self.origin.address} is closed")
+        scheduler = self._scheduler
+        now = scheduler.time()
+        ex = Exchange(request, on_done, now)
+        if timeout is not None:
+            ex.timer = scheduler.call_at(now + timeout, partial(self._expire, ex))
+        self._requests += 1
+        self._dispatch(ex)
+
+    def close(self) -> None:
+        """Close every connection; requests waiting or in flight complete with ``cancelled``."""
+        if self._closed:
+            return
+        self._closed = True
+        for conn in list(self._idle):
+            self._retire(conn).close()
+        for conn in list(self._busy):
+            ex = self._retire(conn).abort()
+            if ex is not None:
+                self._complete(ex, 0, b"", 0, "cancelled")
+        while self._waiters:
+            ex = self._waiters.popleft()
+            if ex.state == WAITING:
+                self._complete(ex, 0, b"", 0, "cancelled")
+        self._waiting = 0
+        for task in self._connect_tasks:
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Close the pool and wait until every socket is released."""
+        self.close()
+        if self._closing or self._connect_tasks:
+            self._drained = self._loop.create_future()
+            await self._drained
+
+    def statistics(self) -> PoolStatistics:
+        """Connections, queue and counters of this pool right now."""
+        return PoolStatistics(
+            address=self.origin.address,
+            open=len(self._idle) + len(self._busy),
+            idle=len(self._idle),
+            in_flight=len(self._busy),
+            connecting=self._connecting,
+            waiting=self._waiting,
+            requests=self._requests,
+            reused=self._reused,
+            retries=self._retries,
+            connects=self._connects,
+            connect_failures=self._connect_failures,
+            errors=dict(self._errors),
+        )
+
+    # -- ConnectionOwner ---------------------------------------------------------------------
+
+    def exchange_finished(
+        self,
+        conn: HttpConnection,
+        ex: Exchange,
+        *,
+        status: int,
+        body: bytes,
+        body_size: int,
+        error: HttpErrorReason | None,
+        reusable: bool,
+    ) -> None:
+        if reusable and not self._closed:
+            self._busy.discard(conn)
+            self._release(conn)
+        else:
+            self._retire(conn)
+            self._fill()
+        if ex.state != DONE:
+            self._complete(ex, status, body, body_size, error)
+
+    def exchange_lost(self, conn: HttpConnection, ex: Exchange, exc: BaseException | None) -> None:
+        if ex.state == DONE:
+            return
+        if ex.reused and ex.request.idempotent and not ex.retried and not self._closed:
+            ex.retried = True
+            self._retries += 1
+            self._dispatch(ex)
+        else:
+            self._complete(ex, 0, b"", 0, classify_lost_connection(exc))
+
+    def connection_lost(self, conn: HttpConnection) -> None:
+        if conn in self._idle or conn in self._busy:
+            self._retire(conn)
+            self._fill()
+        self._closing.discard(conn)
+        self._check_drained()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _dispatch(self, ex: Exchange) -> None:
+        if self._idle:
+            conn, _ = self._idle.popitem()
+            self._start(conn, ex)
+        elif len(self._busy) + self._connecting < self._max:
+            self._connect(ex)
+        else:
+            ex.state = WAITING
+            self._waiters.append(ex)
+            self._waiting += 1
+
+    def _start(self, conn: HttpConnection, ex: Exchange) -> None:
+        ex.state = ACTIVE
+        self._busy.add(conn)
+        conn.send(ex)
+        if ex.reused:
+            self._reused += 1
+
+    def _release(self, conn: HttpConnection) -> None:
+        waiters = self._waiters
+        while waiters:
+            ex = waiters.popleft()
+            if ex.state == WAITING:
+                self._waiting -= 1
+                self._start(conn, ex)
+                return
+        self._idle[conn] = None
+
+    def _retire(self, conn: HttpConnection) -> HttpConnection:
+        """Take ``conn`` out of service; it counts as closing until its socket is released."""
+        self._busy.discard(conn)
+        self._idle.pop(conn, None)
+        if not conn.lost:
+            self._closing.add(conn)
+        return conn
+
+    def _fill(self) -> None:
+        """Open connections for waiters while there is room."""
+        waiters = self._waiters
+        while waiters and len(self._idle) + len(self._busy) + self._connecting < self._max:
+            ex = waiters.popleft()
+            if ex.state == WAITING:
+                self._waiting -= 1
+                self._connect(ex)
+
+    def _expire(self, ex: Exchange) -> None:
+        state = ex.state
+        if state == DONE:
+            return
+        ex.timer = None
+        if state == WAITING:
+            self._waiting -= 1
+        elif state == ACTIVE and ex.connection is not None:
+            self._retire(ex.connection).abort()
+        self._complete(ex, 0, b"", 0, "timeout")
+        if state == ACTIVE:
+            self._fill()
+
+    def _complete(
+        self, ex: Exchange, status: int, body: bytes, size: int, error: HttpErrorReason | None
+    ) -> None:
+        ex.state = DONE
+        if ex.timer is not None:
+            ex.timer.cancel()
+            ex.timer = None
+        if error is not None:
+            self._errors[error] += 1
+        latency = self._scheduler.time() - ex.started
+        result = HttpResult(
+            status=status, latency_s=latency, body=body, body_size=size, error=error
+        )
+        try:
+            ex.on_done(result)
+        except Exception as exc:  # a caller's bug must not break the connection it rode on
+            self._loop.call_exception_handler(
+                {
+                    "message": f"HTTP on_done callback failed ({self.origin.address})",
+                    "exception": exc,
+                }
+            )
+
+    # -- connecting --------------------------------------------------------------------------
+
+    def _connect(self, ex: Exchange) -> None:
+        ex.state = CONNECTING
+        self._connecting += 1
+        self._connects += 1
+        origin = self.origin
+        coro = self._loop.create_connection(
+            self._new_connection,
+            origin.host,
+            origin.port,
+            ssl=self._ssl,
+            server_hostname=origin.host if self._ssl else None,
+        )
+        task = self._loop.create_task(coro)
+        self._connect_tasks.add(task)
+        when = self._scheduler.time() + self._connect_timeout
+        timer = self._scheduler.call_at(when, task.cancel)
+        task.add_done_callback(partial(self._connected, ex, timer))
+
+    def _new_connection(self) -> HttpConnection:
+        return HttpConnection(self, self._body_limit)
+
+    def _connected(self, ex: Exchange, timer: TimerHandle, task: _ConnectTask) -> None:
+        timer.cancel()
+        self._connect_tasks.discard(task)
+        self._connecting -= 1
+        conn = self._connection_from(task)
+        if isinstance(conn, str):
+            self._connect_failures += 1
+            if ex.state == CONNECTING:
+                self._complete(ex, 0, b"", 0, conn)
+            self._fill()
+        elif ex.state == CONNECTING:
+            self._start(conn, ex)
+        else:
+            self._release(conn)
+        self._check_drained()
+
+    def _connection_from(self, task: _ConnectTask) -> HttpConnection | HttpErrorReason:
+        """The new connection, or the reason there is none."""
+        if task.cancelled():
+            return "cancelled" if self._closed else "connect-timeout"
+        exc = task.exception()
+        if exc is not None:
+            return classify_connect_error(exc)
+        conn = task.result()[1]
+        assert isinstance(conn, HttpConnection)
+        if self._closed:
+            self._closing.add(conn)
+            conn.close()
+            return "cancelled"
+        if conn.closed:
+            if not conn.lost:
+                self._closing.add(conn)
+            return "closed-early"
+        return conn
+
+    def _check_drained(self) -> None:
+        drained = self._drained
+        idle = not self._closing and not self._connect_tasks
+        if drained is not None and not drained.done() and idle:
+            drained.set_result(None)
