@@ -106,7 +106,8 @@ def test_config_section_must_be_a_table() -> None:
 def test_config_bad_duration_names_the_expected_form() -> None:
     with pytest.raises(
         ConfigError,
-        match=r'^daemon\.shutdown-deadline: expected a duration like "1s", "250ms" or "1h30m", got \'soon\'',
+        match=r'^daemon\.shutdown-deadline: expected a duration like "1s", "250ms" or "1h30m", '
+        r"got 'soon'",
     ):
         parse_config('[daemon]\nshutdown-deadline = "soon"\n')
 
@@ -133,7 +134,8 @@ def test_config_bad_choice_lists_the_choices() -> None:
 def test_config_bad_listen_address() -> None:
     with pytest.raises(
         ConfigError,
-        match=r'^metrics\.listen: expected "HOST:PORT" like "127.0.0.1:9464", or "off", got \'nowhere\'',
+        match=r'^metrics\.listen: expected "HOST:PORT" like "127.0.0.1:9464", or "off", '
+        r"got 'nowhere'",
     ):
         parse_config('[metrics]\nlisten = "nowhere"\n')
 

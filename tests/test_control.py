@@ -61,9 +61,12 @@ async def serving(
 
 
 async def call(path: Path, method: str, url: str) -> tuple[int, object]:
-    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as session:
-        async with session.request(method, "http://progressd" + url) as response:
-            return response.status, await response.json()
+    connector = aiohttp.UnixConnector(path=str(path))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.request(method, "http://progressd" + url) as response,
+    ):
+        return response.status, await response.json()
 
 
 async def test_control_serves_routes_from_the_table(sock_dir: Path) -> None:

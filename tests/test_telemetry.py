@@ -89,11 +89,13 @@ async def test_telemetry_serves_metrics_over_tcp() -> None:
     host, port = await telemetry.start("127.0.0.1", 0)
     try:
         assert port > 0
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://{host}:{port}/metrics") as response:
-                assert response.status == 200
-                assert response.headers["Content-Type"].startswith("text/plain")
-                text = await response.text()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://{host}:{port}/metrics") as response,
+        ):
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = await response.text()
     finally:
         await telemetry.stop()
     assert "progressd_build_info" in families(text)
