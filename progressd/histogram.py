@@ -84,9 +84,10 @@ class LatencyHistogram:
         counts[index] += 1
         self._count += 1
         self._sum += value
-        if value < self._min:
+        # a compare beats a call to min()/max() on this hot path
+        if value < self._min:  # noqa: PLR1730
             self._min = value
-        if value > self._max:
+        if value > self._max:  # noqa: PLR1730
             self._max = value
 
     def merge(self, other: LatencyHistogram) -> None:
