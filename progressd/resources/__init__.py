@@ -32,9 +32,17 @@ from progressd.resources.seams import (
     ListSink,
     NullSink,
     ProgressBinding,
+    RecordingBinding,
     Scheduler,
 )
-from progressd.resources.spec import HealthCheckSpec, LeaseSpec, PoolSpec
+from progressd.resources.spec import (
+    HealthCheckConfig,
+    HealthCheckSpec,
+    LeaseConfig,
+    LeaseSpec,
+    PoolConfig,
+    PoolSpec,
+)
 
 __all__ = [
     "Cancellable",
@@ -46,10 +54,12 @@ __all__ = [
     "FailureAction",
     "FakeScheduler",
     "HealthCheck",
+    "HealthCheckConfig",
     "HealthCheckSpec",
     "HttpCheck",
     "Hysteresis",
     "Lease",
+    "LeaseConfig",
     "LeaseRecord",
     "LeaseRequest",
     "LeaseSpec",
@@ -65,9 +75,11 @@ __all__ = [
     "NullSink",
     "OnFailure",
     "Pool",
+    "PoolConfig",
     "PoolSpec",
     "PoolStatistics",
     "ProgressBinding",
+    "RecordingBinding",
     "ResourceEvent",
     "ResourceManager",
     "ResourceStatistics",

@@ -7,8 +7,8 @@ awaitable; nothing here loops or sleeps (the manager schedules the next check).
 
 - ``tcp``: a connection that opens is ``passing``.
 - ``http``: ``GET path`` over a raw connection parsed by httptools (the status line and headers
-  are enough): 2xx ``passing``, 429 ``warning``, anything else ``critical``.
-- ``exec``: runs the command (``{host}``, ``{port}``, ``{address}`` are substituted, and
+  are enough): 2xx (or ``expect_status``) ``passing``, 429 ``warning``, anything else ``critical``.
+- ``exec``: runs ``argv`` (``{host}``, ``{port}``, ``{address}`` are substituted, and
   ``PROGRESSD_MEMBER_HOST``/``_PORT`` are set): exit 0 ``passing``, 1 ``warning``, else
   ``critical``; killed when the timeout expires.
 """
@@ -23,7 +23,7 @@ import httptools
 
 from progressd.resources.members import CheckResult
 from progressd.resources.pool import format_address
-from progressd.resources.spec import HealthCheckSpec
+from progressd.resources.spec import HealthCheckConfig
 from progressd.units import format_duration
 
 Outcome = tuple[CheckResult, str]
@@ -79,12 +79,13 @@ class _StatusProtocol(asyncio.Protocol):
 
 
 class HttpCheck:
-    """GET ``path``: 2xx passing, 429 warning, anything else critical."""
+    """GET ``path``: 2xx (or ``expect_status``) passing, 429 warning, anything else critical."""
 
     kind = "http"
 
-    def __init__(self, path: str = "/") -> None:
+    def __init__(self, path: str = "/", expect_status: int = 200) -> None:
         self.path = path
+        self.expect_status = expect_status
 
     async def probe(self, host: str, port: int) -> Outcome:
         loop = asyncio.get_running_loop()
@@ -100,7 +101,7 @@ class HttpCheck:
             code = await status
         finally:
             transport.close()
-        if 200 <= code < 300:
+        if 200 <= code < 300 or code == self.expect_status:
             return "passing", f"HTTP {code}"
         return ("warning" if code == 429 else "critical"), f"HTTP {code}"
 
@@ -110,14 +111,14 @@ class ExecCheck:
 
     kind = "exec"
 
-    def __init__(self, command: tuple[str, ...]) -> None:
-        self.command = command
+    def __init__(self, argv: tuple[str, ...]) -> None:
+        self.argv = argv
 
     async def probe(self, host: str, port: int) -> Outcome:
         address = format_address(host, port)
         argv = [
             arg.replace("{host}", host).replace("{port}", str(port)).replace("{address}", address)
-            for arg in self.command
+            for arg in self.argv
         ]
         env = {**os.environ, "PROGRESSD_MEMBER_HOST": host, "PROGRESSD_MEMBER_PORT": str(port)}
         proc = await asyncio.create_subprocess_exec(
@@ -139,13 +140,19 @@ class ExecCheck:
         return ("passing" if code == 0 else "warning" if code == 1 else "critical"), detail
 
 
-def build_check(spec: HealthCheckSpec) -> HealthCheck:
-    """The probe a ``health-check`` block describes."""
-    if spec.kind == "http":
-        return HttpCheck(spec.path)
-    if spec.kind == "exec":
-        return ExecCheck(spec.command)
-    return TcpCheck()
+def build_check(config: HealthCheckConfig) -> HealthCheck:
+    """The probe a ``health-check`` block describes.
+
+    Raises:
+        ValueError: for an unknown kind.
+    """
+    if config.kind == "http":
+        return HttpCheck(config.path, config.expect_status)
+    if config.kind == "exec":
+        return ExecCheck(config.argv)
+    if config.kind == "tcp":
+        return TcpCheck()
+    raise ValueError(f'unknown health-check kind {config.kind!r}; use "tcp", "http" or "exec"')
 
 
 async def run_check(check: HealthCheck, host: str, port: int, within: float) -> Outcome:

@@ -38,7 +38,7 @@ from progressd.resources.members import Member
 from progressd.resources.pool import Pool
 from progressd.resources.records import LeasesExpired, LeaseStatistics, ReleaseReason
 from progressd.resources.seams import Cancellable, EventSink, ProgressBinding, Scheduler
-from progressd.resources.spec import LeaseSpec, Per
+from progressd.resources.spec import LeaseConfig, Per
 
 MemberKey = tuple[str, str]
 
@@ -55,9 +55,11 @@ class LeaseRequest:
     release_on: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: LeaseSpec, *, scenario: str, priority: int = 0) -> LeaseRequest:
-        """The request a scenario's ``resource_lease`` block makes."""
-        return cls(spec.pool, spec.per, scenario, priority, spec.ttl_s, spec.release_milestone)
+    def from_config(cls, config: LeaseConfig, *, scenario: str, priority: int = 0) -> LeaseRequest:
+        """The request a scenario's ``resource_lease`` makes (``config``: e.g. a DSL LeasePlan)."""
+        return cls(
+            config.pool, config.per, scenario, priority, config.ttl_s, config.release_milestone
+        )
 
 
 @dataclass(slots=True, eq=False)

@@ -28,6 +28,7 @@ queue is served at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from progressd.clock import Clock
@@ -55,7 +56,7 @@ from progressd.resources.seams import (
     ProgressBinding,
     Scheduler,
 )
-from progressd.resources.spec import PoolSpec
+from progressd.resources.spec import HealthCheckConfig, PoolConfig
 
 
 @dataclass(slots=True)
@@ -82,6 +83,7 @@ class ResourceManager:
 
     ``high_priority``: a holder with at least this scenario priority makes its member's checks
     run in ``high_class`` (priority inheritance); other members' checks run in ``low_class``.
+    ``check_factory`` builds a pool's probe from its health-check config.
     """
 
     def __init__(
@@ -95,8 +97,10 @@ class ResourceManager:
         high_class: str = "health",
         low_class: str = "step",
         expiry_class: str = "step",
+        check_factory: Callable[[HealthCheckConfig], HealthCheck] = build_check,
     ) -> None:
         self._clock, self._scheduler, self._binding = clock, scheduler, binding
+        self._check_factory = check_factory
         self._events: EventSink = events if events is not None else NullSink()
         self._high_class, self._low_class = high_class, low_class
         self.pools: dict[str, Pool] = {}
@@ -120,37 +124,38 @@ class ResourceManager:
 
     # -- pools ----------------------------------------------------------------------------------
 
-    def add_pool(self, name: str, spec: PoolSpec, *, run: str | None = None) -> Pool:
-        """Declare a pool (``run`` set: scoped to that run; ``None``: shared by all runs).
+    def add_pool(self, config: PoolConfig, *, run: str | None = None) -> Pool:
+        """Declare a pool from its config (e.g. a DSL ``PoolPlan``); ``run`` set: scoped to
+        that run, ``None``: shared by all runs.
 
         Raises:
-            ResourceError: when a pool of that name exists or the spec is invalid.
+            ResourceError: when a pool of that name exists or the config is invalid.
         """
+        name, check = config.name, config.health_check
         if name in self.pools:
             raise ResourceError(f"pool {name!r} is already declared; pool names must be unique")
-        check = spec.health_check
         try:
             pool = Pool(
                 name,
-                spec.members,
-                capacity=spec.capacity,
+                config.members,
+                capacity=config.max_leases_per_member,
                 successes_before_passing=check.successes_before_passing if check else 1,
                 failures_before_critical=check.failures_before_critical if check else 1,
                 run=run,
             )
+            plan = _Plan(None, 0.0, 0.0, "rollback")
+            if check is not None:
+                plan = _Plan(
+                    self._check_factory(check), check.interval_s, check.timeout_s, check.on_failure
+                )
         except ValueError as exc:
             raise ResourceError(f"resources.ip-port-pool.{name}: {exc}") from exc
-        self.pools[name] = pool
-        if check is None:
-            self._plans[name] = _Plan(None, 0.0, 0.0, "rollback")
-            return pool
-        self._plans[name] = _Plan(
-            build_check(check), check.interval_s, check.timeout_s, check.on_failure
-        )
-        for member in pool.members.values():
-            self._slots[(name, member.address)] = _Slot(name, member.address)
-            if self._started:
-                self._schedule(pool, member, self._clock.now())
+        self.pools[name], self._plans[name] = pool, plan
+        if check is not None:
+            for member in pool.members.values():
+                self._slots[(name, member.address)] = _Slot(name, member.address)
+                if self._started:
+                    self._schedule(pool, member, self._clock.now())
         return pool
 
     def remove_pool(self, name: str) -> list[int]:
@@ -219,6 +224,7 @@ class ResourceManager:
         transition = member.record(result, detail)
         if transition is None:
             return
+        pool.reindex(member)
         self._transitions += 1
         self._events.emit(MemberTransition(
             pool=pool_name, member=address, old=was, new=member.health, cause=transition.cause,

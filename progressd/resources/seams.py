@@ -83,3 +83,36 @@ class ListSink:
 
     def emit(self, event: ResourceEvent) -> None:
         self.events.append(event)
+
+
+class RecordingBinding:
+    """A ``ProgressBinding`` that records what the manager asked (tests, benchmarks).
+
+    ``leases`` maps each row to its current lease id (rows without one are absent); progress
+    reported through ``holder_progress`` is whatever was put in ``progress``.
+    """
+
+    __slots__ = ("aborts", "changes", "leases", "progress", "rollbacks")
+
+    def __init__(self) -> None:
+        self.leases: dict[int, int] = {}
+        self.changes = 0
+        self.rollbacks: list[tuple[tuple[int, ...], str]] = []
+        self.aborts: list[str] = []
+        self.progress: dict[int, tuple[float, str | None]] = {}
+
+    def lease_changed(self, row: int, lease_id: int | None) -> None:
+        self.changes += 1
+        if lease_id is None:
+            self.leases.pop(row, None)
+        else:
+            self.leases[row] = lease_id
+
+    def rollback_users(self, rows: Sequence[int], reason: str) -> None:
+        self.rollbacks.append((tuple(rows), reason))
+
+    def abort(self, reason: str) -> None:
+        self.aborts.append(reason)
+
+    def holder_progress(self, row: int) -> tuple[float, str | None]:
+        return self.progress.get(row, (0.0, None))
