@@ -1,0 +1,544 @@
+"""The poll loop: a priority queue of one-shot pollables on one event loop.
+
+Design note. progressd runs 100k+ virtual users on one thread by making each waiting user a
+*queue entry*, not a coroutine: a ``ProgressPollable`` in the timer heap (thinking, health check
+due, lease expiry) or parked until ``make_ready`` (step completion, condition, report). The loop
+mirrors a ``wasi:io/poll`` guest runtime:
+
+1. Every iteration starts from the clock: due timers move from the heap to their class's ready
+   queue. Handles made ready by I/O since the last iteration are already queued.
+2. The ready queues are cut into a *fresh batch* (budget split by ``split_budget``: a floor per
+   class, then strict priority, then due order inside a class). The batch is detached before it
+   runs, so handles made ready while it runs — including a handle that re-subscribes itself
+   at once — wait for the next iteration: one always-ready handle cannot monopolise a turn.
+3. The batch runs in a tight loop: state to FIRED, callback, done. No future per handle.
+4. Per-iteration hooks run (the event bus flushes its due batches).
+5. ``run()`` then awaits a FRESH future: resolved at once via ``call_soon`` when work is left
+   (the loop gets to do I/O in between), else by ``call_later`` at the next deadline — the
+   earliest timer, hook deadline or the sentinel, so the wait set is never empty — or early by
+   ``make_ready``/``subscribe_*``/``notify``. A future is never awaited twice.
+
+Trade-offs: cancellation is lazy (dead heap entries are dropped when popped, and the heap is
+rebuilt when more than half of it is dead); wake latency is measured when a run of handles
+sharing one due instant ends, so it may overstate (never understate) for the earlier handles
+of that run; ordering by due time inside a class relies on the clock being monotonic, with one
+sort when event-ready and timer-ready handles meet in the same batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from heapq import heapify, heappop, heappush
+from operator import attrgetter
+from typing import Any
+
+from progressd.clock import Clock
+from progressd.errors import ConfigError, StateError
+from progressd.poller.poll import wake_cancelled
+from progressd.poller.pollable import (
+    CANCELLED,
+    FIRED,
+    READY,
+    WAITING_EVENT,
+    WAITING_TIMER,
+    PollableKind,
+    ProgressPollable,
+    ReadyCallback,
+)
+from progressd.poller.priorities import DEFAULT_PRIORITIES, PriorityClasses, split_budget
+from progressd.poller.stats import PollerStatistics, WakeLatencyHistogram
+
+__all__ = ["ErrorHandler", "IterationHook", "Poller"]
+
+_log = logging.getLogger("progressd.poller")
+_INF = float("inf")
+_by_due = attrgetter("due")
+
+ErrorHandler = Callable[[BaseException, object], object]
+"""Receives an exception raised by a ready callback or a hook, and the handle or hook."""
+
+
+class IterationHook:
+    """A function run after every iteration's batch, with an optional deadline source.
+
+    ``run(now)`` does the work (e.g. ``EventBus.flush_due``); ``next_deadline()`` returns the
+    instant it next needs a turn, or ``None``; the idle wait never sleeps past it.
+    """
+
+    __slots__ = ("next_deadline", "run")
+
+    def __init__(
+        self, run: Callable[[float], object], next_deadline: Callable[[], float | None] | None
+    ) -> None:
+        self.run = run
+        self.next_deadline = next_deadline
+
+
+def _log_error(exc: BaseException, source: object) -> None:
+    _log.error("poller: %r raised", source, exc_info=exc)
+
+
+def _resolve(future: asyncio.Future[str], reason: str) -> None:
+    if not future.done():
+        future.set_result(reason)
+
+
+class Poller:
+    """Runs ready ``ProgressPollable`` handles in priority order, a budget per iteration.
+
+    ``priorities`` is ``progress.poller.priorities`` (lower runs first). ``budget`` bounds the
+    handles run per iteration (so I/O is served between iterations); ``floor`` is the share of
+    it each non-empty class is guaranteed (default ``budget // (8 * classes)``, at least 1);
+    ``sentinel`` caps an idle wait, so the wait set is never empty.
+
+    Raises:
+        ConfigError: for an invalid priority mapping, budget, floor or sentinel.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        priorities: Mapping[str, int] = DEFAULT_PRIORITIES,
+        *,
+        budget: int = 1024,
+        floor: int | None = None,
+        sentinel: float = 1.0,
+        on_error: ErrorHandler = _log_error,
+    ) -> None:
+        self.clock = clock
+        self.classes = PriorityClasses(priorities)
+        ranks = self.classes.count
+        self.budget, self.floor, self.sentinel = _validate(budget, floor, sentinel, ranks)
+        self.default_rank = self.classes.rank_of("step") if "step" in self.classes else ranks - 1
+        self._on_error = on_error
+        self._timed: list[list[ProgressPollable]] = [[] for _ in range(ranks)]
+        self._heads = [0] * ranks
+        self._events: list[list[ProgressPollable]] = [[] for _ in range(ranks)]
+        self._dead_ready = [0] * ranks
+        self._timers: list[tuple[float, int, ProgressPollable]] = []
+        self._dead_timers = 0
+        self._seq = itertools.count()
+        self._now = clock.now()
+        self._hooks: list[IterationHook] = []
+        self._wake: asyncio.Future[str] | None = None
+        self._idle = False
+        self._armed = _INF
+        self._stopping = False
+        self._running = False
+        self._init_counters()
+
+    def _init_counters(self) -> None:
+        self._iterations = 0
+        self._handles_run = 0
+        self._batch_max = 0
+        self._busy_seconds = 0.0
+        self._iteration_max = 0.0
+        self._latency = WakeLatencyHistogram()
+        self._starvation = 0
+        self._cancelled = 0
+        self._errors = 0
+        self._sentinel_wakeups = 0
+
+    # -- subscribing ----------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """The instant the current (or last) iteration started; compute think deadlines from
+        it (``poller.now + think``) so a zero think goes straight to the ready queue."""
+        return self._now
+
+    def rank_of(self, name: str) -> int:
+        """The rank of priority class ``name``, to pass as ``rank=``.
+
+        Raises:
+            ConfigError: when ``name`` is not a configured class.
+        """
+        return self.classes.rank_of(name)
+
+    def subscribe_timer(
+        self,
+        due: float,
+        callback: ReadyCallback | None = None,
+        owner: Any = None,
+        rank: int | None = None,
+        kind: PollableKind = PollableKind.TIMER,
+    ) -> ProgressPollable:
+        """A handle that is ready at instant ``due`` (at once when ``due <= now``)."""
+        if rank is None:
+            rank = self.default_rank
+        if due <= self._now:
+            handle = ProgressPollable(self, kind, owner, rank, callback, due, READY)
+            self._timed[rank].append(handle)
+            if due < self._now:
+                self._order_timed(rank)
+            if self._idle:
+                self._wake_up()
+            return handle
+        handle = ProgressPollable(self, kind, owner, rank, callback, due, WAITING_TIMER)
+        heappush(self._timers, (due, next(self._seq), handle))
+        if self._idle and due < self._armed:
+            self._wake_up()
+        return handle
+
+    def subscribe_duration(
+        self,
+        delay: float,
+        callback: ReadyCallback | None = None,
+        owner: Any = None,
+        rank: int | None = None,
+    ) -> ProgressPollable:
+        """A timer ready ``delay`` seconds after the clock's current instant."""
+        return self.subscribe_timer(self.clock.now() + max(delay, 0.0), callback, owner, rank)
+
+    def subscribe(
+        self,
+        kind: PollableKind,
+        callback: ReadyCallback | None = None,
+        owner: Any = None,
+        rank: int | None = None,
+        *,
+        due: float | None = None,
+    ) -> ProgressPollable:
+        """A handle made ready by ``make_ready`` (a completion, condition, report, ...).
+
+        With ``due``, it also becomes ready at that instant if nothing made it ready before (a
+        timeout); ``value`` then stays ``None``.
+        """
+        if due is not None:
+            return self.subscribe_timer(due, callback, owner, rank, kind)
+        if rank is None:
+            rank = self.default_rank
+        return ProgressPollable(self, kind, owner, rank, callback, _INF, WAITING_EVENT)
+
+    def make_ready(self, handle: ProgressPollable, value: object = None) -> bool:
+        """Mark a waiting handle ready (its event happened) and queue it; O(1).
+
+        Returns ``False`` (and does nothing) when the handle is already ready, fired or
+        cancelled — so racing completions are harmless.
+        """
+        state = handle._state
+        if state > WAITING_EVENT:
+            return False
+        if state == WAITING_TIMER:
+            self._dead_timers += 1
+        handle._state = READY
+        handle.due = self.clock.now()
+        handle._value = value
+        self._events[handle.rank].append(handle)
+        if self._idle:
+            self._wake_up()
+        return True
+
+    def cancel(self, handle: ProgressPollable) -> bool:
+        """Withdraw a handle in O(1): it will never fire. ``False`` when already fired or
+        cancelled. ``poll`` calls waiting on it fail with ``StateError``."""
+        state = handle._state
+        if state >= FIRED:
+            return False
+        handle._state = CANCELLED
+        if state == WAITING_TIMER:
+            self._dead_timers += 1
+            self._compact_timers()
+        elif state == READY:
+            self._dead_ready[handle.rank] += 1
+        wake_cancelled(handle)
+        handle._callback = None
+        self._cancelled += 1
+        return True
+
+    def notify(self) -> None:
+        """Wake an idle ``run()`` so it starts an iteration now."""
+        if self._idle:
+            self._wake_up()
+
+    def add_iteration_hook(
+        self,
+        run: Callable[[float], object],
+        next_deadline: Callable[[], float | None] | None = None,
+    ) -> Callable[[], None]:
+        """Run ``run(now)`` after every iteration; returns a function that removes the hook."""
+        hook = IterationHook(run, next_deadline)
+        self._hooks.append(hook)
+        self.notify()
+
+        def remove() -> None:
+            if hook in self._hooks:
+                self._hooks.remove(hook)
+
+        return remove
+
+    # -- one iteration --------------------------------------------------------------------
+
+    def run_ready(self, now: float | None = None) -> int:
+        """Run one iteration synchronously; return how many handles fired.
+
+        ``now`` defaults to the clock; tests pass nothing and drive a ``FakeClock``. When
+        given, it is also the instant wake latencies are measured against.
+        """
+        started = time.perf_counter()
+        fixed = now is not None
+        if now is None:
+            now = self.clock.now()
+        self._now = now
+        self._iterations += 1
+        self._pop_due(now)
+        batches = self._cut_batches()
+        ran = 0
+        for batch in batches:
+            if batch:
+                ran += self._fire(batch, now if fixed else None)
+        self._run_hooks(now if fixed else self.clock.now())
+        self._handles_run += ran
+        self._batch_max = max(self._batch_max, ran)
+        elapsed = time.perf_counter() - started
+        self._busy_seconds += elapsed
+        self._iteration_max = max(self._iteration_max, elapsed)
+        return ran
+
+    def _pop_due(self, now: float) -> None:
+        timers = self._timers
+        timed = self._timed
+        while timers and timers[0][0] <= now:
+            handle = heappop(timers)[2]
+            if handle._state != WAITING_TIMER:
+                self._dead_timers -= 1
+                continue
+            handle._state = READY
+            timed[handle.rank].append(handle)
+
+    def _cut_batches(self) -> list[list[ProgressPollable]]:
+        """Detach this iteration's batch per rank; what is left waits for the next one."""
+        timed, heads, events = self._timed, self._heads, self._events
+        lengths = [len(timed[r]) - heads[r] + len(events[r]) for r in range(len(timed))]
+        total = sum(lengths)
+        if total <= self.budget:
+            allot = lengths
+        else:
+            allot, rescues = split_budget(lengths, self.budget, self.floor)
+            self._starvation += rescues
+        return [self._cut(rank, n) for rank, n in enumerate(allot)]
+
+    def _cut(self, rank: int, count: int) -> list[ProgressPollable]:
+        queue, head, events = self._timed[rank], self._heads[rank], self._events[rank]
+        if events:
+            queue = queue[head:] + events if head else queue + events
+            if len(queue) > len(events):
+                queue.sort(key=_by_due)
+            self._events[rank] = []
+            head = 0
+        if head + count >= len(queue):
+            self._timed[rank] = []
+            self._heads[rank] = 0
+            return queue[head:] if head else queue
+        batch = queue[head : head + count]
+        head += count
+        if head > 4096 and head * 2 > len(queue):
+            del queue[:head]
+            head = 0
+        self._timed[rank] = queue
+        self._heads[rank] = head
+        return batch
+
+    def _order_timed(self, rank: int) -> None:
+        queue = self._timed[rank]
+        head = self._heads[rank]
+        if len(queue) - head > 1 and queue[-2].due > queue[-1].due:
+            rest = queue[head:]
+            rest.sort(key=_by_due)
+            self._timed[rank] = rest
+            self._heads[rank] = 0
+
+    def _fire(self, batch: list[ProgressPollable], fixed_now: float | None) -> int:
+        """The hot loop. Latency is recorded once per run of handles sharing a due instant."""
+        clock_now = self.clock.now
+        record = self._latency.record
+        ran = 0
+        run_due = _INF
+        run_len = 0
+        for handle in batch:
+            if handle._state != READY:
+                self._dead_ready[handle.rank] -= 1
+                continue
+            handle._state = FIRED
+            due = handle.due
+            if due != run_due:
+                if run_len:
+                    record((clock_now() if fixed_now is None else fixed_now) - run_due, run_len)
+                    ran += run_len
+                run_due = due
+                run_len = 0
+            run_len += 1
+            callback = handle._callback
+            if callback is not None:
+                try:
+                    callback(handle)
+                except Exception as exc:
+                    self._errors += 1
+                    self._on_error(exc, handle)
+        if run_len:
+            record((clock_now() if fixed_now is None else fixed_now) - run_due, run_len)
+            ran += run_len
+        return ran
+
+    def _run_hooks(self, now: float) -> None:
+        for hook in self._hooks:
+            try:
+                hook.run(now)
+            except Exception as exc:
+                self._errors += 1
+                self._on_error(exc, hook)
+
+    def _compact_timers(self) -> None:
+        if self._dead_timers > 1024 and self._dead_timers * 2 > len(self._timers):
+            self._timers = [e for e in self._timers if e[2]._state == WAITING_TIMER]
+            heapify(self._timers)
+            self._dead_timers = 0
+
+    # -- deadlines and the async main loop ------------------------------------------------
+
+    def has_ready(self) -> bool:
+        """Whether handles are queued to run (cancelled ones may be counted)."""
+        timed, heads = self._timed, self._heads
+        return any(len(timed[r]) > heads[r] or self._events[r] for r in range(len(timed)))
+
+    def next_deadline(self) -> float | None:
+        """The earliest instant a waiting timer is due, or ``None`` when none waits."""
+        timers = self._timers
+        while timers and timers[0][2]._state != WAITING_TIMER:
+            heappop(timers)
+            self._dead_timers -= 1
+        return timers[0][0] if timers else None
+
+    def _wait_deadline(self, now: float) -> tuple[float, bool]:
+        """The instant the idle wait ends and whether it is the sentinel."""
+        deadline = self.next_deadline()
+        for hook in self._hooks:
+            if hook.next_deadline is not None:
+                hook_deadline = hook.next_deadline()
+                if hook_deadline is not None and (deadline is None or hook_deadline < deadline):
+                    deadline = hook_deadline
+        sentinel = now + self.sentinel
+        if deadline is None or deadline > sentinel:
+            return sentinel, True
+        return deadline, False
+
+    def _wake_up(self) -> None:
+        self._idle = False
+        future = self._wake
+        if future is not None and not future.done():
+            future.set_result("wake")
+
+    async def run(self) -> None:
+        """The daemon's main loop: iterate until ``stop()`` or cancellation.
+
+        Raises:
+            StateError: when the poller is already running.
+        """
+        if self._running:
+            raise StateError("the poller is already running; one run() per poller")
+        loop = asyncio.get_running_loop()
+        self._running = True
+        self._stopping = False
+        try:
+            while not self._stopping:
+                self.run_ready()
+                if not self._stopping:
+                    await self._wait(loop)
+        finally:
+            self._running = False
+            self._idle = False
+            self._wake = None
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        future: asyncio.Future[str] = loop.create_future()  # fresh every iteration
+        self._wake = future
+        timer: asyncio.TimerHandle | None = None
+        if self.has_ready():
+            loop.call_soon(_resolve, future, "busy")
+        else:
+            now = self.clock.now()
+            deadline, is_sentinel = self._wait_deadline(now)
+            reason = "sentinel" if is_sentinel else "deadline"
+            timer = loop.call_later(max(deadline - now, 0.0), _resolve, future, reason)
+            self._armed = deadline
+            self._idle = True
+        try:
+            if await future == "sentinel":
+                self._sentinel_wakeups += 1
+        finally:
+            self._idle = False
+            self._armed = _INF
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
+
+    def stop(self) -> None:
+        """Make ``run()`` return after the current iteration."""
+        self._stopping = True
+        future = self._wake
+        if future is not None and not future.done():
+            future.set_result("stop")
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # -- statistics -----------------------------------------------------------------------
+
+    def statistics(self) -> PollerStatistics:
+        """A frozen snapshot of the counters (cheap; telemetry calls it at scrape time)."""
+        iterations = self._iterations
+        histogram = self._latency
+        return PollerStatistics(
+            iterations=iterations,
+            handles_run=self._handles_run,
+            handles_per_iteration_mean=self._handles_run / iterations if iterations else 0.0,
+            handles_per_iteration_max=self._batch_max,
+            iteration_seconds_mean=self._busy_seconds / iterations if iterations else 0.0,
+            iteration_seconds_max=self._iteration_max,
+            iteration_seconds_total=self._busy_seconds,
+            wake_latency_p50_seconds=histogram.percentile(0.50),
+            wake_latency_p99_seconds=histogram.percentile(0.99),
+            wake_latency_max_seconds=histogram.max,
+            wake_latency_buckets=histogram.buckets(),
+            queue_depth=self._queue_depths(),
+            timers_waiting=len(self._timers) - self._dead_timers,
+            starvation_events=self._starvation,
+            handles_cancelled=self._cancelled,
+            callback_errors=self._errors,
+            sentinel_wakeups=self._sentinel_wakeups,
+        )
+
+    def _queue_depths(self) -> dict[str, int]:
+        return {
+            self.classes.label(rank): len(self._timed[rank])
+            - self._heads[rank]
+            + len(self._events[rank])
+            - self._dead_ready[rank]
+            for rank in range(self.classes.count)
+        }
+
+    def reset_statistics(self) -> None:
+        """Zero the counters (benchmarks call it after their warm-up)."""
+        self._init_counters()
+
+
+def _validate(
+    budget: int, floor: int | None, sentinel: float, ranks: int
+) -> tuple[int, int, float]:
+    key = "progress.poller"
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(f"budget: expected an integer >= 1, got {budget!r}", key=key)
+    if floor is None:
+        floor = max(1, budget // (8 * ranks))
+    if isinstance(floor, bool) or not isinstance(floor, int) or not 1 <= floor <= budget:
+        raise ConfigError(f"floor: expected an integer in [1, budget], got {floor!r}", key=key)
+    if not sentinel > 0:
+        raise ConfigError(
+            f"sentinel: expected a positive number of seconds, got {sentinel!r}", key=key
+        )
+    return budget, floor, float(sentinel)
