@@ -162,8 +162,8 @@ def _check_keys(
 
 def _unknown_key_message(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f'; did you mean "{close[0]}"?' if close else ""
-    return f"unknown key{hint} (expected one of: {', '.join(known)})"
+    hint = f'; did you mean "{close[0]}"?' if close else ";"
+    return f"unknown key{hint} Valid keys here: {', '.join(known)}"
 
 
 _AT = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")

@@ -70,7 +70,7 @@ class DaemonProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def keys(self) -> list[str]:
+    def notification_keys(self) -> list[str]:
         """The notification keys received so far, in order (``READY``, ``WATCHDOG``...)."""
         self._drain_nowait()
         return [key for message in self.notifications for key in message]
@@ -117,7 +117,7 @@ class DaemonProcess:
         return f"progressd (pid {self.pid}) {what}; its log:\n{self.log_text()}"
 
     def _drain_nowait(self) -> None:
-        while True:
+        while self.notify.fileno() != -1:
             try:
                 data = self.notify.recv(65536)
             except BlockingIOError:

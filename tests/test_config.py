@@ -81,7 +81,7 @@ def test_config_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     ) as info:
         load_config(path)
     assert str(path) in str(info.value)
-    assert "expected one of: group, mode, socket" in str(info.value)
+    assert "? Valid keys here: group, mode, socket (" in str(info.value)
     assert info.value.key == "control.sockte"
 
 
