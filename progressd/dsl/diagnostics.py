@@ -187,7 +187,7 @@ def _expected(message: str, annotation: Any, value: Any) -> str:
 
 def _is_duration(annotation: Any) -> bool:
     alts = {a for a in _strip(annotation) if a is not type(None)}
-    return bool(alts) and alts <= set(_strip(Duration))
+    return alts == set(_strip(Duration))
 
 
 def _show(value: Any) -> str:

@@ -12,6 +12,7 @@ a ``DslError(message, file=, line=, column=, doc_path=)`` is raised.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -143,11 +144,11 @@ def _load_yaml(source: str, file: str) -> Any:
     except RecursionError:
         raise DslError("the document is nested too deeply", file=file) from None
     if "*" in source:
-        _check_expansion(data, file)
+        _check_expansion(data, source, file)
     return data
 
 
-def _check_expansion(data: Any, file: str) -> None:
+def _check_expansion(data: Any, source: str, file: str) -> None:
     """Reject alias bombs and recursive aliases before anything walks the data."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
@@ -159,14 +160,14 @@ def _check_expansion(data: Any, file: str) -> None:
         if key in sizes:
             return sizes[key]
         if key in active:
-            raise DslError("a YAML alias refers to itself", file=file)
+            raise _alias_error("a YAML alias refers to itself", source, file)
         active.add(key)
         items = value.values() if isinstance(value, dict) else value
         total = 1 + sum(size(item) for item in items)
         active.discard(key)
         if total > MAX_NODES:
-            raise DslError(f"the document expands to more than {MAX_NODES} values through "
-                           "YAML aliases", file=file)  # fmt: skip
+            message = f"the document expands to more than {MAX_NODES} values through YAML aliases"
+            raise _alias_error(message, source, file)
         sizes[key] = total
         return total
 
@@ -174,6 +175,16 @@ def _check_expansion(data: Any, file: str) -> None:
         size(data)
     except RecursionError:
         raise DslError("the document is nested too deeply", file=file) from None
+
+
+def _alias_error(message: str, source: str, file: str) -> DslError:
+    """An alias error placed at the first alias (``*name``) in the text."""
+    match = re.search(r"(?<![^\s\[{,:-])\*[^\s,\]}]+", source)
+    if match is None:
+        return DslError(message, file=file)
+    line = source.count("\n", 0, match.start()) + 1
+    column = match.start() - (source.rfind("\n", 0, match.start()) + 1) + 1
+    return DslError(f"{message} ({match.group()})", file=file, line=line, column=column)
 
 
 def _positioned(exc: SpecError, path: Path, source: str, file: str) -> DslError:

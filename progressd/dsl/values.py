@@ -6,6 +6,8 @@ came from, so every message has one shape: ``<path>: <what was expected>, got <v
 
 from __future__ import annotations
 
+import math
+
 from progressd.dsl.conditions import compile_condition
 from progressd.dsl.positions import Path, SpecError
 from progressd.dsl.sandbox import ExpressionError
@@ -21,9 +23,12 @@ def duration_at(value: object, path: Path) -> float:
         SpecError: when the value is not a non-negative duration.
     """
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
         raise SpecError(path, str(exc)) from None
+    if not math.isfinite(seconds):
+        raise SpecError(path, f"a duration is finite, got {value!r}")
+    return seconds
 
 
 def optional_duration_at(value: object | None, path: Path) -> float | None:
