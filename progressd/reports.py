@@ -246,6 +246,7 @@ class ReportMailbox:
             self._hand(waiter, report)
 
     def _expire(self, waiter: ReportWait) -> None:
+        self._replay(waiter)  # a report kept before the deadline wins over the timeout
         if waiter.active:
             self._end(waiter)
             self._timed_out += 1

@@ -150,7 +150,11 @@ def parse_threshold(
             expected (the DSL adds the file position).
     """
     kind = _metric_kind(metric)
-    text = expr.strip() if isinstance(expr, str) else ""
+    if not isinstance(expr, str):
+        raise ValueError(
+            f'{metric}: expected an expression string like "p(95) < 500ms", got {expr!r}'
+        )
+    text = expr.strip()
     where = f'{metric}: "{expr}"'
     if not text:
         raise ValueError(f"{where}: empty threshold; {_SHAPE}")

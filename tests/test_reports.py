@@ -222,3 +222,12 @@ async def test_mailbox_runs_on_a_real_event_loop_scheduler() -> None:
     got: asyncio.Future[Report] = loop.create_future()
     mailbox.wait(row=1, key="job", deadline=None, on_report=got.set_result, on_timeout=list)
     assert (await asyncio.wait_for(got, 5.0)).user == 1
+
+
+def test_mailbox_kept_report_wins_over_an_already_passed_deadline() -> None:
+    mailbox, scheduler = _mailbox()
+    mailbox.deliver([Report(key="job", user=0)])
+    inbox = Inbox()
+    inbox.wait(mailbox, 0, "job", deadline=scheduler.time() - 1.0)
+    scheduler.run_due()
+    assert (len(inbox.reports), inbox.timeouts) == (1, 0)

@@ -29,6 +29,7 @@ def _run(
     *,
     progress: list[tuple[float, float]] | None = None,
     while_running: Callable[[ExecHandle], None] | None = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop,
 ) -> ExecResult:
     async def main() -> ExecResult:
         done: asyncio.Future[ExecResult] = asyncio.get_running_loop().create_future()
@@ -43,7 +44,7 @@ def _run(
         assert handle.done
         return result
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main())
 
 
@@ -202,3 +203,24 @@ def test_exec_non_executable_file_is_permission_denied(tmp_path: Path) -> None:
 def test_exec_empty_argv_is_rejected() -> None:
     with pytest.raises(ValueError, match="argv is empty"):
         _run(ExecSpec(argv=()))
+
+
+def test_exec_works_on_the_plain_asyncio_loop_too() -> None:
+    seen: list[tuple[float, float]] = []
+    code = "import time; print('progress: 1/2', flush=True); time.sleep(30)"
+    result = _run(_python(code, timeout_s=0.5), progress=seen, loop_factory=asyncio.new_event_loop)
+    assert result.outcome == "timeout"
+    assert seen == [(1.0, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout_s": -1.0}, "timeout_s must be a non-negative number of seconds"),
+        ({"kill_grace_s": float("nan")}, "kill_grace_s must be a non-negative"),
+        ({"stderr_tail_bytes": -1}, "stderr_tail_bytes cannot be negative"),
+    ],
+)
+def test_exec_spec_rejects_bad_limits(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ExecSpec(argv=("true",), **options)  # type: ignore[arg-type]

@@ -181,3 +181,8 @@ def test_threshold_monitor_aborts_only_after_delay_and_only_abort_on_fail() -> N
         "http_req_duration: p95 < 1ms": False,
         "errors: rate < 0.01": True,
     }
+
+
+def test_threshold_expression_must_be_a_string() -> None:
+    with pytest.raises(ValueError, match="errors: expected an expression string"):
+        parse_threshold("errors", 0.01)  # type: ignore[arg-type]

@@ -57,6 +57,18 @@ class ExecSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pipe_linger_s: float = 1.0
     stderr_tail_bytes: int = 4096
 
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "kill_grace_s", "pipe_linger_s"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(
+                    f"exec: {name} must be a non-negative number of seconds, got {value!r}"
+                )
+        if self.stderr_tail_bytes < 0:
+            raise ValueError(
+                f"exec: stderr_tail_bytes cannot be negative, got {self.stderr_tail_bytes}"
+            )
+
 
 class ExecResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How a step's program ended. ``exit_code`` is negative for a signal (``-9``: SIGKILL),
