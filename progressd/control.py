@@ -160,6 +160,7 @@ class ControlServer:
         self.drain_timeout = drain_timeout
         self.mode = mode
         self.group = group
+        self._own_policy = peer_check is None
         self.peer_check: PeerCheck = peer_check if peer_check is not None else GroupPolicy(group)
         self._runner: web.AppRunner | None = None
         self._inode: int | None = None
@@ -189,6 +190,19 @@ class ControlServer:
         await web.SockSite(runner, sock).start()
         self._runner = runner
 
+    def apply_group(self, group: str) -> None:
+        """Re-read ``group`` (membership may have changed) and give the socket file to it.
+
+        Raises:
+            ControlError: the group does not exist.
+        """
+        if self._own_policy:
+            self.peer_check = GroupPolicy(group)
+        if group != self.group and self._inode is not None:
+            gid = grp.getgrnam(group).gr_gid if group else os.getgid()
+            os.chown(self.socket_path, -1, gid)
+        self.group = group
+
     async def stop(self) -> None:
         """Stop serving (in-flight requests get ``drain_timeout``); remove our socket file."""
         if self._runner is not None:
@@ -212,7 +226,7 @@ class ControlServer:
             who = f"uid {peer.uid}" if peer else "an unidentified peer"
             return _error_response(403, "forbidden", f"{who} may not use this progressd")
         response = await _answer(request, handler)
-        log.debug("control request", status=response.status, **fields)
+        log.info("control request", status=response.status, **fields)
         return response
 
 

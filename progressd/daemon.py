@@ -32,7 +32,7 @@ from progressd import __version__
 from progressd.api import StatusReply
 from progressd.clock import Clock, MonotonicClock
 from progressd.config import Config, load_config
-from progressd.control import ControlServer, GroupPolicy, PeerCheck, Route, json_response
+from progressd.control import ControlServer, PeerCheck, Route, json_response
 from progressd.errors import ConfigError, ProgressdError
 from progressd.logs import configure_logging, get_logger
 from progressd.sdnotify import Notifier
@@ -237,8 +237,7 @@ class Daemon:
         changed = [key for key in _RESTART_ONLY if _dig(new, key) != _dig(self.config, key)]
         if changed:
             log.warning("changed settings take effect after a restart", keys=changed)
-        if new.control.group != self.config.control.group:
-            self.control.peer_check = GroupPolicy(new.control.group)
+        self.control.apply_group(new.control.group)
         daemon = new.daemon
         configure_logging(daemon.log_format, daemon.log_level)
         self.config = new

@@ -35,6 +35,7 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _lead_with_essentials,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
@@ -47,6 +48,18 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """A logger whose events carry ``component=name``."""
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
     return logger
+
+
+_FIRST = ("timestamp", "level", "event", "component")
+
+
+def _lead_with_essentials(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Put timestamp, level, event and component first, so a log line reads left to right."""
+    ordered: dict[str, object] = {key: event.pop(key) for key in _FIRST if key in event}
+    ordered.update(event)
+    return ordered
 
 
 _LEVELS = {

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import stat
@@ -215,4 +214,3 @@ async def test_openapi_documents_every_route_and_only_those(sock_dir: Path) -> N
     served = served_routes(app)
     assert ("GET", "/v1/status") in served
     assert served == documented_routes()
-    await asyncio.sleep(0)

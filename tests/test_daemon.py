@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from progressd.api import StatusReply
 from progressd.client import ControlClient
 from progressd.config import Config, load_config, parse_config
-from progressd.control import Route, json_response
+from progressd.control import PeerCredentials, Route, json_response
 from progressd.daemon import Daemon
 from progressd.sdnotify import Notifier
 
@@ -225,3 +225,13 @@ def test_daemon_reload_applies_and_flags_restart_only_changes(tmp_path: Path) ->
     assert daemon.control.socket_path == str(tmp_path / "d.sock")
     restart = next(e for e in logs if e["event"] == "changed settings take effect after a restart")
     assert restart["keys"] == ["control.socket"]
+
+
+def test_daemon_reload_regroups_the_socket(sock_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "progressd.toml"
+    path.write_text(f'[control]\nsocket = "{sock_dir}/d.sock"\n')
+    daemon = Daemon(load_config(path), notifier=RecordingNotifier())
+    assert not daemon.control.peer_check(PeerCredentials(pid=1, uid=4242, gid=0))
+    path.write_text(f'[control]\nsocket = "{sock_dir}/d.sock"\ngroup = "root"\n')
+    assert daemon.reload() is True
+    assert daemon.control.peer_check(PeerCredentials(pid=1, uid=4242, gid=0))
