@@ -149,7 +149,7 @@ class Daemon:
             ProgressdError: a resource the daemon needs is unavailable.
         """
         self._started, self._started_at = self.clock.now(), datetime.now(UTC)
-        os.makedirs(self.config.state.directory, mode=0o750, exist_ok=True)
+        self._open_state_directory()
         for name, hook in self._startup_hooks:
             log.debug("startup hook", hook=name)
             await hook()
@@ -185,11 +185,11 @@ class Daemon:
         self.notifier.stopping(status=f"stopping ({reason})")
         log.info("shutting down", reason=reason, deadline=deadline)
         await self.control.stop()
-        self._drain = asyncio.get_running_loop().create_task(self._run_shutdown_hooks())
-        try:
-            async with asyncio.timeout(deadline):
-                await self._drain
-        except (TimeoutError, asyncio.CancelledError):
+        drain = self._drain = asyncio.get_running_loop().create_task(self._run_shutdown_hooks())
+        await asyncio.wait({drain}, timeout=deadline)
+        if not drain.done() or drain.cancelled():
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
             log.warning("shutdown hooks did not finish; cut short", deadline=deadline)
         cancelled = await self._cancel_tasks()
         await self.telemetry.stop()
@@ -241,6 +241,14 @@ class Daemon:
         daemon = new.daemon
         configure_logging(daemon.log_format, daemon.log_level)
         self.config = new
+
+    def _open_state_directory(self) -> None:
+        directory = self.config.state.directory
+        try:
+            os.makedirs(directory, mode=0o750, exist_ok=True)
+        except OSError as exc:
+            message = f"cannot create the state directory {directory}: {exc.strerror}"
+            raise ConfigError(message, path=self.config.source, key="state.directory") from None
 
     async def _start_metrics(self) -> None:
         address = self.config.metrics.address

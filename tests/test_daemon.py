@@ -16,6 +16,7 @@ from progressd.client import ControlClient
 from progressd.config import Config, load_config, parse_config
 from progressd.control import PeerCredentials, Route, json_response
 from progressd.daemon import Daemon
+from progressd.errors import ConfigError
 from progressd.sdnotify import Notifier
 
 
@@ -235,3 +236,17 @@ def test_daemon_reload_regroups_the_socket(sock_dir: Path, tmp_path: Path) -> No
     path.write_text(f'[control]\nsocket = "{sock_dir}/d.sock"\ngroup = "root"\n')
     assert daemon.reload() is True
     assert daemon.control.peer_check(PeerCredentials(pid=1, uid=4242, gid=0))
+
+
+async def test_daemon_unusable_state_directory_is_a_config_error(
+    sock_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    config = parse_config(
+        f'[control]\nsocket = "{sock_dir}/d.sock"\n[metrics]\nlisten = "off"\n'
+        f'[state]\ndirectory = "{tmp_path}/file/state"\n'
+    )
+    daemon = Daemon(config, notifier=RecordingNotifier())
+    with pytest.raises(ConfigError, match=r"^state\.directory: cannot create the state directory"):
+        await daemon.run()
+    assert not (sock_dir / "d.sock").exists()
