@@ -10,7 +10,9 @@ drain short.
 Extension point. Later capabilities add themselves before ``run()`` with ``add_routes`` (control
 endpoints), ``add_startup_hook``/``add_shutdown_hook`` (e.g. resume runs, snapshot stable state,
 release leases), ``telemetry.register`` (collectors) and ``runs`` (the run registry).
-``serve(config_path, extensions=...)`` calls each extension with the daemon first.
+``build_daemon`` calls each extension (``default_extensions()`` unless told otherwise) with
+the daemon before it runs; the OpenAPI test builds the daemon the same way, so every route an
+extension adds must be documented.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ from progressd.logs import configure_logging, get_logger
 from progressd.sdnotify import Notifier
 from progressd.telemetry import LoopLagProbe, MetricSpec, StatisticsCollector, Telemetry
 
-__all__ = ["Daemon", "DaemonStatistics", "Extension", "serve"]
+__all__ = [
+    "Daemon",
+    "DaemonStatistics",
+    "Extension",
+    "build_daemon",
+    "default_extensions",
+    "serve",
+]
 
 log = get_logger("progressd.daemon")
 
@@ -339,7 +348,29 @@ def _signal_handlers(
             loop.remove_signal_handler(signum)
 
 
-def serve(config_path: str | None, extensions: Sequence[Extension] = ()) -> int:
+def default_extensions() -> tuple[Extension, ...]:
+    """The capabilities ``progressd serve`` installs into every daemon.
+
+    Later capabilities (runs, pools, leases...) add their ``install(daemon)`` here, imported
+    lazily so the core never imports the daemon.
+    """
+    return ()
+
+
+def build_daemon(
+    config: Config,
+    *,
+    extensions: Sequence[Extension] | None = None,
+    notifier: Notifier | None = None,
+) -> Daemon:
+    """A ``Daemon`` with ``extensions`` (default: ``default_extensions()``) installed."""
+    daemon = Daemon(config, notifier=notifier)
+    for install in default_extensions() if extensions is None else extensions:
+        install(daemon)
+    return daemon
+
+
+def serve(config_path: str | None, extensions: Sequence[Extension] | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; the ``progressd serve`` command.
 
     Raises:
@@ -351,9 +382,7 @@ def serve(config_path: str | None, extensions: Sequence[Extension] = ()) -> int:
     notifier = Notifier.from_environ()
 
     async def main() -> int:
-        daemon = Daemon(config, notifier=notifier)
-        for extend in extensions:
-            extend(daemon)
+        daemon = build_daemon(config, extensions=extensions, notifier=notifier)
         return await daemon.run()
 
     return uvloop.run(main())

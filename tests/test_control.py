@@ -24,7 +24,7 @@ from progressd.control import (
     Route,
     json_response,
 )
-from progressd.daemon import Daemon
+from progressd.daemon import build_daemon
 from progressd.errors import ControlError
 
 
@@ -209,7 +209,7 @@ def served_routes(app: web.Application) -> set[tuple[str, str]]:
 
 async def test_openapi_documents_every_route_and_only_those(sock_dir: Path) -> None:
     config = parse_config(f'[control]\nsocket = "{sock_dir}/d.sock"\n[metrics]\nlisten = "off"\n')
-    daemon = Daemon(config)
+    daemon = build_daemon(config)  # with every default extension, as `progressd serve` runs
     app = daemon.control.build_app(daemon.routes)
     served = served_routes(app)
     assert ("GET", "/v1/status") in served

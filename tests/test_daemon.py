@@ -15,7 +15,7 @@ from progressd.api import StatusReply
 from progressd.client import ControlClient
 from progressd.config import Config, load_config, parse_config
 from progressd.control import PeerCredentials, Route, json_response
-from progressd.daemon import Daemon
+from progressd.daemon import Daemon, build_daemon
 from progressd.errors import ConfigError
 from progressd.sdnotify import Notifier
 
@@ -250,3 +250,15 @@ async def test_daemon_unusable_state_directory_is_a_config_error(
     with pytest.raises(ConfigError, match=r"^state\.directory: cannot create the state directory"):
         await daemon.run()
     assert not (sock_dir / "d.sock").exists()
+
+
+def test_build_daemon_installs_the_given_extensions(sock_dir: Path, tmp_path: Path) -> None:
+    installed: list[Daemon] = []
+
+    def install(daemon: Daemon) -> None:
+        installed.append(daemon)
+        daemon.add_routes([Route("GET", "/v1/ext", daemon.routes[0].handler, "extension")])
+
+    daemon = build_daemon(make_config(sock_dir, tmp_path), extensions=[install])
+    assert installed == [daemon]
+    assert [r.path for r in daemon.routes] == ["/v1/status", "/v1/ext"]

@@ -35,6 +35,7 @@ async def test_daemon_answers_progressctl_status_json(tmp_path: Path) -> None:
     assert human.code == 0, human.err
     assert human.out.startswith(f"progressd 0.1.0 is running (pid {daemon.pid})\n")
     assert f"socket    {daemon.socket_path}" in human.out
+    assert f'"peer_uid": {os.getuid()}' in daemon.log_text()  # SO_PEERCRED, logged per request
 
 
 async def test_daemon_metrics_scrape_parses(tmp_path: Path) -> None:
