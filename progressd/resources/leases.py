@@ -40,8 +40,6 @@ from progressd.resources.records import LeasesExpired, LeaseStatistics, ReleaseR
 from progressd.resources.seams import Cancellable, EventSink, ProgressBinding, Scheduler
 from progressd.resources.spec import LeaseConfig, Per
 
-MemberKey = tuple[str, str]
-
 
 @dataclass(slots=True, frozen=True)
 class LeaseRequest:
@@ -69,7 +67,7 @@ class Lease:
     id: int
     request: LeaseRequest
     member: Member
-    rows: set[int]
+    rows: list[int]
     granted_at: float
     expires_at: float
     high: bool
@@ -108,7 +106,7 @@ class LeaseTable:
         self._seq = itertools.count()
         self.by_id: dict[int, Lease] = {}
         self.by_row: dict[int, Lease] = {}
-        self._by_member: dict[MemberKey, dict[int, Lease]] = {}
+        self._by_member: dict[Member, dict[int, Lease]] = {}
         self._by_scenario: dict[tuple[str, str], Lease] = {}
         self._queues: dict[str, list[tuple[int, int, _Waiter]]] = {}
         self._waiting: dict[int, _Waiter] = {}
@@ -162,7 +160,7 @@ class LeaseTable:
         lease = self.by_row.pop(row, None)
         if lease is None:
             return False
-        lease.rows.discard(row)
+        lease.rows.remove(row)
         self._binding.lease_changed(row, None)
         if not lease.rows:
             self._free(lease, reason)
@@ -190,7 +188,7 @@ class LeaseTable:
 
     def leases_on(self, pool: str, member: Member) -> list[Lease]:
         """The leases currently held on ``member``."""
-        return list(self._by_member.get((pool, member.address), {}).values())
+        return list(self._by_member.get(member, {}).values())
 
     def waiting(self, row: int) -> bool:
         """Whether the row waits for a resource (``waiting-for-resource``)."""
@@ -200,21 +198,45 @@ class LeaseTable:
         """How many rows wait for a member of ``pool``."""
         return self._waiting_per_pool.get(pool, 0)
 
-    def revoke(self, leases: Iterable[Lease], reason: ReleaseReason) -> list[tuple[int, Lease]]:
+    def revoke(
+        self, leases: Iterable[Lease], reason: ReleaseReason, *, notify: bool = True
+    ) -> list[tuple[int, Lease]]:
         """Take ``leases`` back from all their rows; the ``(row, lease)`` pairs revoked.
 
         Waiters are NOT served: the caller re-acquires for the revoked rows first if it wants
-        them ahead of fresh arrivals, then calls ``serve``.
+        them ahead of fresh arrivals, then calls ``serve``. With ``notify=False`` the binding
+        is not told; the caller must tell it the row's next lease (or ``None``).
         """
         revoked: list[tuple[int, Lease]] = []
         for lease in leases:
             for row in lease.rows:
                 del self.by_row[row]
-                self._binding.lease_changed(row, None)
+                if notify:
+                    self._binding.lease_changed(row, None)
                 revoked.append((row, lease))
-            lease.rows = set()
+            lease.rows = []
             self._free(lease, reason)
         return revoked
+
+    def reassign(self, leases: Iterable[Lease], reason: ReleaseReason) -> int:
+        """Take ``leases`` off their member and re-lease their rows elsewhere (or queue them),
+        highest priority first; the number of rows moved. The members left must no longer be
+        selectable. When a member is free and nobody waits, a lease moves in place (a new id,
+        the same rows), so a mass move allocates nothing per row and tells the binding once."""
+        moved = 0
+        for lease in sorted(leases, key=lambda lease: -lease.request.priority):
+            pool = self._pools[lease.request.pool]
+            member = None if self._queues.get(pool.name) else pool.select()
+            if member is not None and member is not lease.member:
+                moved += len(lease.rows)
+                self._free(lease, reason)
+                self._bind(pool, member, lease, self._clock.now())
+                continue
+            for row, old in self.revoke((lease,), reason, notify=False):
+                if self.acquire(row, old.request) is None:
+                    self._binding.lease_changed(row, None)
+                moved += 1
+        return moved
 
     def serve(self, pool: Pool) -> None:
         """Grant queued requests of ``pool`` in priority-then-arrival order while room lasts."""
@@ -229,7 +251,7 @@ class LeaseTable:
                 return
             heapq.heappop(queue)
             self._unqueue(pool.name, waiter)
-            self._grant(pool, member, waiter.request, waiter.rows)
+            self._grant(pool, member, waiter.request, list(waiter.rows))
 
     def drop_pool(self, pool: Pool) -> list[int]:
         """Revoke every lease and wait on ``pool`` (it is being removed); the rows affected."""
@@ -267,29 +289,38 @@ class LeaseTable:
         return pool
 
     def _grant(self, pool: Pool, member: Member, request: LeaseRequest, rows: list[int]) -> Lease:
-        now = self._clock.now()
-        expires = math.inf if request.ttl is None else now + request.ttl
         high = request.priority >= self.high_priority
-        lease = Lease(next(self._ids), request, member, set(rows), now, expires, high)
+        lease = Lease(0, request, member, rows, 0.0, math.inf, high)
+        self._bind(pool, member, lease, self._clock.now())
+        return lease
+
+    def _bind(self, pool: Pool, member: Member, lease: Lease, now: float) -> None:
+        """File ``lease`` (new, or just freed to move) under a fresh id on ``member``."""
+        request = lease.request
+        lease.id, lease.member, lease.granted_at = next(self._ids), member, now
         member.holders += 1
         pool.reindex(member)
         self.by_id[lease.id] = lease
-        self._by_member.setdefault((pool.name, member.address), {})[lease.id] = lease
+        held = self._by_member.get(member)
+        if held is None:
+            self._by_member[member] = {lease.id: lease}
+        else:
+            held[lease.id] = lease
         if request.per == "scenario":
             self._by_scenario[(pool.name, request.scenario)] = lease
-        for row in rows:
+        for row in lease.rows:
             self.by_row[row] = lease
             self._binding.lease_changed(row, lease.id)
-        if high:
+        if lease.high:
             self._inherit(pool, member, +1)
         if request.ttl is not None:
-            heapq.heappush(self._expiry, (expires, lease.id))
+            lease.expires_at = now + request.ttl
+            heapq.heappush(self._expiry, (lease.expires_at, lease.id))
             self._arm()
         self.grants += 1
-        return lease
 
     def _attach(self, lease: Lease, row: int) -> None:
-        lease.rows.add(row)
+        lease.rows.append(row)
         self.by_row[row] = lease
         self._binding.lease_changed(row, lease.id)
 
@@ -297,9 +328,11 @@ class LeaseTable:
         pool = self._pools[lease.request.pool]
         member = lease.member
         del self.by_id[lease.id]
-        del self._by_member[(pool.name, member.address)][lease.id]
-        if self._by_scenario.get((pool.name, lease.request.scenario)) is lease:
-            del self._by_scenario[(pool.name, lease.request.scenario)]
+        del self._by_member[member][lease.id]
+        if lease.request.per == "scenario":
+            key = (pool.name, lease.request.scenario)
+            if self._by_scenario.get(key) is lease:
+                del self._by_scenario[key]
         member.holders -= 1
         pool.reindex(member)
         if lease.high:

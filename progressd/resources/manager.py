@@ -265,8 +265,7 @@ class ResourceManager:
             self._rollbacks += 1
             self._rolled_rows += len(rows)
         if action in ("rollback", "release"):
-            self._reacquire(self.leases.revoke(leases, "member-failed"))
-            self.leases.serve(pool)
+            self.leases.reassign(leases, "member-failed")
         elif action == "abort":
             self._aborts += 1
             self._binding.abort(reason)
@@ -274,11 +273,6 @@ class ResourceManager:
             pool=pool.name, member=member.address, action=action, rows=len(rows),
             leases=len(leases), reason=reason, at=self._clock.now(),
         ))  # fmt: skip
-
-    def _reacquire(self, revoked: list[tuple[int, Lease]]) -> None:
-        revoked.sort(key=lambda pair: -pair[1].request.priority)
-        for row, lease in revoked:
-            self.leases.acquire(row, lease.request)
 
     # -- check scheduling -----------------------------------------------------------------------
 

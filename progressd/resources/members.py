@@ -72,11 +72,13 @@ class Hysteresis:
         return result if self.successes >= self.successes_before_passing else current
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Member:
     """One ``host:port`` in a pool: its health, its load and its capacity.
 
     ``capacity`` is how many leases may hold the member at once (``None``: unlimited).
+    Members compare and hash by identity. ``index_rank``/``index_load`` are the pool's
+    bookkeeping: where its selection index files the member (rank -1: not filed).
     """
 
     address: str
@@ -90,6 +92,8 @@ class Member:
     hysteresis: Hysteresis = field(default_factory=Hysteresis)
     last_result: CheckResult | None = None
     last_detail: str = ""
+    index_rank: int = -1
+    index_load: int = 0
 
     @property
     def state(self) -> MemberState:

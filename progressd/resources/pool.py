@@ -7,8 +7,9 @@ smallest non-empty bucket. A grant or release moves one member between adjacent 
 both are O(1) amortised; within a bucket members are taken in insertion order, which spreads
 equal-load grants round-robin. A member that is full, critical or draining is in no index.
 
-Invariants: a member is in at most one index, in the bucket of its current ``holders``; it is
-in an index exactly when ``member.rank is not None and member.has_room``.
+Invariants: a member is in at most one index (``member.index_rank``, -1 for none), in the
+bucket ``member.index_load``, which equals its ``holders`` after every ``reindex``; it is in an
+index exactly when ``member.rank is not None and member.has_room``.
 """
 
 from __future__ import annotations
@@ -68,31 +69,35 @@ def format_address(host: str, port: int) -> str:
 class LoadIndex:
     """Members bucketed by lease count, for O(1) least-loaded selection (see module note)."""
 
-    buckets: dict[int, dict[str, Member]] = field(default_factory=dict)
-    where: dict[str, int] = field(default_factory=dict)
+    buckets: dict[int, dict[Member, None]] = field(default_factory=dict)
+    size: int = 0
     low: int = 0
 
     def add(self, member: Member) -> None:
         load = member.holders
-        self.buckets.setdefault(load, {})[member.address] = member
-        self.where[member.address] = load
+        bucket = self.buckets.get(load)
+        if bucket is None:
+            self.buckets[load] = {member: None}
+        else:
+            bucket[member] = None
+        member.index_load = load
+        self.size += 1
         self.low = min(self.low, load)
 
-    def discard(self, member: Member) -> None:
-        load = self.where.pop(member.address, None)
-        if load is None:
-            return
+    def remove(self, member: Member) -> None:
+        load = member.index_load
         bucket = self.buckets[load]
-        del bucket[member.address]
+        del bucket[member]
         if not bucket:
             del self.buckets[load]
+        self.size -= 1
 
     def least(self) -> Member | None:
-        if not self.where:
+        if not self.size:
             return None
         while self.low not in self.buckets:
             self.low += 1
-        return next(iter(self.buckets[self.low].values()))
+        return next(iter(self.buckets[self.low]))
 
 
 class Pool:
@@ -143,11 +148,16 @@ class Pool:
 
     def reindex(self, member: Member) -> None:
         """Re-file ``member`` after its load, health or draining changed."""
-        for index in self._indexes:
-            index.discard(member)
         rank = member.rank
-        if rank is not None and member.has_room:
-            self._indexes[rank].add(member)
+        new = -1 if rank is None or not member.has_room else rank
+        old = member.index_rank
+        if old == new and (new < 0 or member.index_load == member.holders):
+            return
+        if old >= 0:
+            self._indexes[old].remove(member)
+        if new >= 0:
+            self._indexes[new].add(member)
+        member.index_rank = new
 
     def count_states(self) -> dict[str, int]:
         """How many members are in each state (every state present, zeros included)."""
