@@ -255,8 +255,13 @@ def _http_message(request: web.Request, exc: web.HTTPException) -> str:
 
 
 def _bind_unix(path: str, mode: int, group: str) -> socket.socket:
-    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-    _clear_stale(path)
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+        _clear_stale(path)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and exc.filename != path else ""
+        message = f"cannot create the control socket {path}: {exc.strerror}{where}"
+        raise ControlError(message) from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.bind(path)

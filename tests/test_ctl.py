@@ -113,3 +113,27 @@ async def test_client_unreachable_socket(sock_dir: Path) -> None:
     async with ControlClient(str(sock_dir / "none.sock")) as client:
         with pytest.raises(ControlError, match=r"^cannot reach progressd at .*none\.sock: No such"):
             await client.get("/v1/status", StatusReply)
+
+
+async def lines(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    for n in range(3):
+        await response.write(b'{"n": %d}\n\n' % n)
+    await response.write_eof()
+    return response
+
+
+async def test_client_streams_newline_delimited_json(sock_dir: Path) -> None:
+    path = str(sock_dir / "s.sock")
+    control = ControlServer(path, drain_timeout=0.1)
+    await control.start([Route("GET", "/v1/lines", lines, ""), Route("GET", "/v1/gone", hang, "")])
+    try:
+        async with ControlClient(path) as client:
+            got = [line async for line in client.stream_lines("GET", "/v1/lines")]
+            with pytest.raises(ControlError, match=r"no such endpoint") as info:
+                _ = [line async for line in client.stream_lines("GET", "/v1/missing")]
+    finally:
+        await control.stop()
+    assert got == [b'{"n": 0}\n', b'{"n": 1}\n', b'{"n": 2}\n']
+    assert info.value.status == 404
