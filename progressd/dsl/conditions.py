@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from progressd.dsl.context import Context
-from progressd.dsl.sandbox import CONDITION_ENV, ExpressionError, analyse
+from progressd.dsl.sandbox import CONDITION_ENV, ExpressionError, analyse, compile_evaluator
 
 _WRAPPED = re.compile(r"\A\s*\{\{(?P<expr>.*)\}\}\s*\Z", re.DOTALL)
 _MISSING = (KeyError, IndexError, TypeError)
@@ -66,7 +66,7 @@ def compile_condition(source: str) -> CompiledCondition:
     if info.lookup is not None:
         evaluate = _lookup_evaluator(info.lookup)
     else:
-        evaluate = CONDITION_ENV.compile_expression(expr)
+        evaluate = compile_evaluator(CONDITION_ENV, expr)
     return CompiledCondition(source, expr, info.fields, evaluate)
 
 

@@ -177,11 +177,11 @@ def _expected(message: str, annotation: Any, value: Any) -> str:
     literal = [alt for alt in _strip(annotation) if get_origin(alt) is Literal]
     if literal and len(literal) == len([a for a in _strip(annotation) if a is not type(None)]):
         return _bad_choice(value, annotation)
-    wanted = message.removeprefix("Expected ")
-    for word, phrase in _TYPE_WORDS.items():
-        wanted = wanted.replace(f"`{word}`", phrase)
-    wanted = wanted.replace(" | ", " or ").replace("`", "")
-    wanted = re.sub(r", got (an? )?\w+$", "", wanted)
+    match = re.match(r"Expected `([^`]*)`(.*?)(?:, got `[^`]*`)?$", message, re.DOTALL)
+    if match is None:
+        return message
+    words = [_TYPE_WORDS.get(name, name) for name in match.group(1).split(" | ")]
+    wanted = " or ".join(dict.fromkeys(words)) + match.group(2)
     return f"expected {wanted}, got {_show(value)}"
 
 

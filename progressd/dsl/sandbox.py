@@ -23,6 +23,7 @@ subscript's own fields are added.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,27 @@ def parse_expression(source: str) -> nodes.Expr:
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.message}") from None
     return expr
+
+
+def compile_evaluator(env: ImmutableSandboxedEnvironment, source: str) -> Callable[[Any], Any]:
+    """A function ``ctx -> value`` for an expression that ``analyse`` accepted.
+
+    Built like Jinja2's ``compile_expression`` (a template assigning the expression to
+    ``result``) but rendered in a *shared* context: the caller's mapping is the parent
+    scope as is, with no per-call merge of globals, which makes an evaluation about three
+    times cheaper. Undefined values are returned as the environment's ``Undefined``.
+    """
+    body = [nodes.Assign(nodes.Name("result", "store"), parse_expression(source), lineno=1)]
+    template = env.from_string(nodes.Template(body, lineno=1))
+    new_context, render = template.new_context, template.root_render_func
+
+    def evaluate(ctx: Any) -> Any:
+        context = new_context(ctx, shared=True)
+        for _ in render(context):
+            pass
+        return context.vars["result"]
+
+    return evaluate
 
 
 def analyse(source: str) -> Analysis:
@@ -235,5 +257,6 @@ __all__ = [
     "Analysis",
     "ExpressionError",
     "analyse",
+    "compile_evaluator",
     "parse_expression",
 ]
