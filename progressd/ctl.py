@@ -90,6 +90,13 @@ def resolve_socket(
     return load_config(config_path).control.socket
 
 
+# ``progressctl status --json`` works as well as ``progressctl --json status``: subcommands
+# accept the common options too, without overriding them when they are absent.
+_late = argparse.ArgumentParser(add_help=False)
+_late.add_argument("--socket", metavar="PATH", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+_late.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="progressctl", description="Control a running progressd over its Unix socket."
@@ -103,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        command.add_arguments(sub.add_parser(command.name, help=command.help))
+        command.add_arguments(sub.add_parser(command.name, help=command.help, parents=[_late]))
     return parser
 
 

@@ -57,6 +57,15 @@ def test_ctl_parser_offers_every_command() -> None:
         assert parser.parse_args(["--json", command.name]).command == command.name
 
 
+def test_ctl_common_options_work_before_or_after_the_command() -> None:
+    parser = build_parser()
+    before = parser.parse_args(["--json", "--socket", "/a.sock", "status"])
+    after = parser.parse_args(["status", "--json", "--socket", "/a.sock"])
+    neither = parser.parse_args(["status"])
+    assert (before.json, before.socket) == (after.json, after.socket) == (True, "/a.sock")
+    assert (neither.json, neither.socket) == (False, None)
+
+
 async def conflict(request: web.Request) -> web.Response:
     raise ApiError(409, "conflict", "run r1 is already finished")
 
