@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -71,10 +72,12 @@ async def status(daemon: Daemon) -> StatusReply:
 
 
 async def test_daemon_serves_status_until_stopped(sock_dir: Path, tmp_path: Path) -> None:
+    threads = threading.active_count()
     notifier = RecordingNotifier()
     daemon = Daemon(make_config(sock_dir, tmp_path), notifier=notifier)
     task = await start(daemon, notifier)
     first = await status(daemon)
+    assert threading.active_count() == threads  # one loop, one thread: no metrics thread
     daemon.runs["r1"] = object()
     second = await status(daemon)
     daemon.request_stop("test")
