@@ -273,3 +273,40 @@ class _Config:
         self.members = members
         self.health_check = None
         self.max_leases_per_member = None
+
+
+def test_manager_rolled_back_users_queue_behind_existing_waiters() -> None:
+    s = Setup("rollback", members="h:1-2", capacity=1)
+    _lease_all(s, range(3))
+    assert s.lease_ports() == {0: 1, 1: 2} and s.manager.leases.waiting(2)
+    s.manager.record_result("p", "h:1", "critical")
+    assert s.manager.leases.waiting(0)
+    s.manager.release(1)
+    assert s.lease_ports() == {2: 2}
+    s.manager.record_result("p", "h:1", "passing")
+    assert s.lease_ports() == {0: 1, 2: 2}
+
+
+def test_manager_rollback_moves_a_scenario_lease_with_all_its_rows() -> None:
+    s = Setup("rollback", members="h:1-2")
+    shared = LeaseRequest(pool="p", per="scenario", scenario="batch")
+    _lease_all(s, range(3), shared)
+    (old_id,) = set(s.binding.leases.values())
+    s.manager.record_result("p", "h:1", "critical")
+    assert [sorted(rows) for rows, _ in s.binding.rollbacks] == [[0, 1, 2]]
+    (new_id,) = set(s.binding.leases.values())
+    assert new_id != old_id
+    assert s.lease_ports() == {0: 2, 1: 2, 2: 2}
+    assert s.manager.statistics().leases.active == 1
+
+
+def test_manager_moved_lease_gets_a_fresh_ttl() -> None:
+    s = Setup("release", members="h:1-2")
+    s.manager.acquire(0, LeaseRequest(pool="p", ttl=5.0))
+    s.scheduler.advance(3.0)
+    s.manager.record_result("p", "h:1", "critical")
+    assert s.lease_ports() == {0: 2}
+    s.scheduler.advance(4.0)
+    assert s.lease_ports() == {0: 2}  # re-leased at t=3: expires at t=8
+    s.scheduler.advance(1.0)
+    assert s.binding.leases == {}

@@ -25,7 +25,7 @@ from progressd.resources.records import (
     ResourceEvent,
     ResourceStatistics,
 )
-from progressd.resources.scheduling import FakeScheduler, LoopScheduler
+from progressd.resources.scheduling import FakeScheduler, LoopScheduler, PollerScheduler
 from progressd.resources.seams import (
     Cancellable,
     EventSink,
@@ -74,6 +74,7 @@ __all__ = [
     "MemberTransition",
     "NullSink",
     "OnFailure",
+    "PollerScheduler",
     "Pool",
     "PoolConfig",
     "PoolSpec",

@@ -391,7 +391,9 @@ class LeaseTable:
         if self._armed is not None:
             self._armed.cancel()
         self._armed_at = self._expiry[0][0]
-        self._armed = self._scheduler.call_at(self._armed_at, self._expire_due, self._expiry_class)
+        self._armed = self._scheduler.call_at(
+            self._armed_at, self._expire_due, self._expiry_class, "lease-expiry"
+        )
 
     def _expire_due(self) -> None:
         self._armed, self._armed_at = None, math.inf

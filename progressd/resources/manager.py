@@ -282,7 +282,7 @@ class ResourceManager:
             slot.handle.cancel()
         slot.due = when
         cls = self._high_class if member.high_holders else self._low_class
-        slot.handle = self._scheduler.call_at(when, lambda: self._due(slot), cls)
+        slot.handle = self._scheduler.call_at(when, lambda: self._due(slot), cls, "health")
 
     def _reclass(self, pool: Pool, member: Member) -> None:
         """Priority inheritance: re-file a pending check in its member's new class."""

@@ -1,9 +1,10 @@
-"""Two ``Scheduler`` implementations: the plain event loop, and a fake driven by a FakeClock.
+"""``Scheduler`` implementations: the poller, the plain event loop, and a fake for tests.
 
-The daemon passes the poller (one ``progress_pollable`` per call, ordered by priority class).
-``LoopScheduler`` serves the one-shot CLI and tests that need real time; it ignores priority
-classes because the loop has none. ``FakeScheduler`` runs due callbacks only when a test
-advances its clock, most urgent class first among callbacks due at the same instant.
+``PollerScheduler`` is what the daemon uses: each call is one ``ProgressPollable`` timer of
+kind ``health`` or ``lease-expiry`` in the named priority class, so a member's next check is
+one entry in the poller's heap, not a task. ``LoopScheduler`` serves code without a poller; it
+ignores priority classes because the loop has none. ``FakeScheduler`` runs due callbacks only
+when a test advances its clock, most urgent class first among callbacks due at the same instant.
 """
 
 from __future__ import annotations
@@ -15,8 +16,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from progressd.clock import FakeClock
+from progressd.poller import PollableKind, Poller, ProgressPollable
 
 DEFAULT_PRIORITIES: Mapping[str, int] = {"health": 0, "milestone": 1, "step": 2, "telemetry": 3}
+
+
+class PollerScheduler:
+    """``Scheduler`` on the progressd ``Poller`` (share its clock with the manager).
+
+    Raises:
+        ConfigError: from ``call_at`` for a class not in ``progress.poller.priorities``.
+    """
+
+    __slots__ = ("_poller", "_ranks")
+
+    def __init__(self, poller: Poller) -> None:
+        self._poller = poller
+        self._ranks: dict[str, int] = {}
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[], None],
+        priority_class: str,
+        kind: str = "timer",
+    ) -> ProgressPollable:
+        rank = self._ranks.get(priority_class)
+        if rank is None:
+            rank = self._ranks[priority_class] = self._poller.rank_of(priority_class)
+        return self._poller.subscribe_timer(
+            when, lambda _handle: callback(), None, rank, PollableKind(kind)
+        )
 
 
 class LoopScheduler:
@@ -28,7 +58,11 @@ class LoopScheduler:
         self._loop = loop
 
     def call_at(
-        self, when: float, callback: Callable[[], None], priority_class: str
+        self,
+        when: float,
+        callback: Callable[[], None],
+        priority_class: str,
+        kind: str = "timer",
     ) -> asyncio.TimerHandle:
         return self._loop.call_at(when, callback)
 
@@ -40,6 +74,7 @@ class FakeCall:
     when: float
     priority_class: str
     callback: Callable[[], None]
+    kind: str = "timer"
     cancelled: bool = False
 
     def cancel(self) -> None:
@@ -62,8 +97,14 @@ class FakeScheduler:
         self._seq = itertools.count()
         self.ran: list[tuple[float, str]] = []
 
-    def call_at(self, when: float, callback: Callable[[], None], priority_class: str) -> FakeCall:
-        call = FakeCall(when, priority_class, callback)
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[], None],
+        priority_class: str,
+        kind: str = "timer",
+    ) -> FakeCall:
+        call = FakeCall(when, priority_class, callback, kind)
         rank = self.priorities[priority_class]
         heapq.heappush(self._heap, (when, rank, next(self._seq), call))
         return call

@@ -26,7 +26,7 @@ from progressd.resources.records import ResourceEvent
 class Cancellable(Protocol):
     """A scheduled call that can be withdrawn before it runs."""
 
-    def cancel(self) -> None: ...
+    def cancel(self) -> object: ...
 
 
 class Scheduler(Protocol):
@@ -34,11 +34,16 @@ class Scheduler(Protocol):
 
     ``priority_class`` names a class of ``progress.poller.priorities`` (``health``,
     ``milestone``, ``step``, ``telemetry``); among handles ready at once, the more urgent
-    class runs first.
+    class runs first. ``kind`` says what the call is (``health``: a member's check is due;
+    ``lease-expiry``), as the poller's ``PollableKind`` values do.
     """
 
     def call_at(
-        self, when: float, callback: Callable[[], None], priority_class: str
+        self,
+        when: float,
+        callback: Callable[[], None],
+        priority_class: str,
+        kind: str = "timer",
     ) -> Cancellable: ...
 
 
