@@ -1,17 +1,20 @@
 """The resource manager: pools, their health checks, and what a failing member does to progress.
 
-Seams (Protocols in ``seams.py``; the manager imports nothing else from progressd's core):
+Seams (Protocols in ``seams.py`` and ``spec.py``; the manager imports no other progressd core):
 
-- ``Scheduler.call_at(when, callback, priority_class) -> Cancellable``: the poller implements it
-  (one ``progress_pollable`` per call); ``scheduling.LoopScheduler`` is the plain-loop default,
-  ``scheduling.FakeScheduler`` the test double. Each member has at most ONE pending entry (its
-  next check) and at most one check in flight (one task holding one awaitable); checks are never
-  one task per member per interval. The lease table adds one entry for the earliest expiry.
+- ``Scheduler.call_at(when, callback, priority_class, kind) -> Cancellable``: the poller
+  implements it through ``scheduling.PollerScheduler`` (one ``ProgressPollable`` timer of kind
+  ``health`` or ``lease-expiry`` per call); ``LoopScheduler`` is the plain-loop default and
+  ``FakeScheduler`` the test double. Each member has at most ONE pending entry (its next check)
+  or one check in flight (one task holding one awaitable, see ``health.py``); the lease table
+  adds one entry for the earliest expiry. Never a task per member per interval.
 - ``ProgressBinding``: the runner's side of the two-way binding. ``lease_changed(row, id|None)``
   keeps the row's lease column current; ``rollback_users(rows, reason)`` rolls rows back to their
   last stable point; ``abort(reason)`` fails the run; ``holder_progress(row)`` lets a lease show
   its holder's progress and milestone (``lease_records``).
 - ``EventSink.emit(event)``: check results, member transitions, failure actions and expiries.
+- ``PoolConfig`` / ``LeaseConfig``: what to build; the DSL's ``PoolPlan`` and ``LeasePlan``
+  satisfy them as they are.
 
 The runner calls the progress hooks: ``acquire`` when a user needs its lease (``None`` means it
 waits: show it as ``waiting-for-resource`` until ``lease_changed`` grants one), ``renew`` on
@@ -27,13 +30,12 @@ queue is served at once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from progressd.clock import Clock
 from progressd.errors import ResourceError
-from progressd.resources.checks import HealthCheck, build_check, run_check
+from progressd.resources.checks import HealthCheck, build_check
+from progressd.resources.health import HealthMonitor
 from progressd.resources.leases import Lease, LeaseRequest, LeaseTable
 from progressd.resources.members import CHECK_RESULTS, CheckResult, Member
 from progressd.resources.pool import Pool
@@ -50,32 +52,12 @@ from progressd.resources.records import (
     ResourceStatistics,
 )
 from progressd.resources.seams import (
-    Cancellable,
     EventSink,
     NullSink,
     ProgressBinding,
     Scheduler,
 )
 from progressd.resources.spec import HealthCheckConfig, PoolConfig
-
-
-@dataclass(slots=True)
-class _Plan:
-    check: HealthCheck | None
-    interval: float
-    timeout: float
-    on_failure: OnFailure
-
-
-@dataclass(slots=True)
-class _Slot:
-    """A member's check schedule: one pending call or one check in flight, never both."""
-
-    pool: str
-    address: str
-    due: float = 0.0
-    handle: Cancellable | None = None
-    running: bool = False
 
 
 class ResourceManager:
@@ -99,15 +81,14 @@ class ResourceManager:
         expiry_class: str = "step",
         check_factory: Callable[[HealthCheckConfig], HealthCheck] = build_check,
     ) -> None:
-        self._clock, self._scheduler, self._binding = clock, scheduler, binding
+        self._clock, self._binding = clock, binding
         self._check_factory = check_factory
         self._events: EventSink = events if events is not None else NullSink()
-        self._high_class, self._low_class = high_class, low_class
         self.pools: dict[str, Pool] = {}
-        self._plans: dict[str, _Plan] = {}
-        self._slots: dict[tuple[str, str], _Slot] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._started = False
+        self._on_failure: dict[str, OnFailure] = {}
+        self.health = HealthMonitor(
+            clock, scheduler, self.record_result, high_class=high_class, low_class=low_class
+        )
         self.leases = LeaseTable(
             self.pools,
             clock,
@@ -116,10 +97,10 @@ class ResourceManager:
             self._events,
             high_priority=high_priority,
             expiry_class=expiry_class,
-            on_inheritance=self._reclass,
+            on_inheritance=self.health.reclass,
         )
         self._by_result: dict[str, int] = dict.fromkeys(CHECK_RESULTS, 0)
-        self._timeouts = self._transitions = self._rollbacks = self._rolled_rows = 0
+        self._transitions = self._rollbacks = self._rolled_rows = 0
         self._aborts = 0
 
     # -- pools ----------------------------------------------------------------------------------
@@ -143,19 +124,13 @@ class ResourceManager:
                 failures_before_critical=check.failures_before_critical if check else 1,
                 run=run,
             )
-            plan = _Plan(None, 0.0, 0.0, "rollback")
-            if check is not None:
-                plan = _Plan(
-                    self._check_factory(check), check.interval_s, check.timeout_s, check.on_failure
-                )
+            probe = None if check is None else self._check_factory(check)
         except ValueError as exc:
             raise ResourceError(f"resources.ip-port-pool.{name}: {exc}") from exc
-        self.pools[name], self._plans[name] = pool, plan
-        if check is not None:
-            for member in pool.members.values():
-                self._slots[(name, member.address)] = _Slot(name, member.address)
-                if self._started:
-                    self._schedule(pool, member, self._clock.now())
+        self.pools[name] = pool
+        self._on_failure[name] = "rollback" if check is None else check.on_failure
+        if check is not None and probe is not None:
+            self.health.watch(pool, probe, check.interval_s, check.timeout_s)
         return pool
 
     def remove_pool(self, name: str) -> list[int]:
@@ -166,21 +141,13 @@ class ResourceManager:
         """
         pool = self._pool(name)
         rows = self.leases.drop_pool(pool)
-        for address in pool.members:
-            slot = self._slots.pop((name, address), None)
-            if slot is not None and slot.handle is not None:
-                slot.handle.cancel()
-        del self.pools[name], self._plans[name]
+        self.health.unwatch(pool)
+        del self.pools[name], self._on_failure[name]
         return rows
 
     def start(self) -> None:
         """Schedule the first check of every member (due now); later pools start on add."""
-        self._started = True
-        now = self._clock.now()
-        for (pool_name, address), slot in self._slots.items():
-            if slot.handle is None and not slot.running:
-                pool = self.pools[pool_name]
-                self._schedule(pool, pool.members[address], now)
+        self.health.start()
 
     # -- the runner's progress hooks (see the module note) --------------------------------------
 
@@ -256,7 +223,7 @@ class ResourceManager:
         return self._member_record(member)
 
     def _fail(self, pool: Pool, member: Member, cause: str) -> None:
-        action = self._plans[pool.name].on_failure
+        action = self._on_failure[pool.name]
         leases = self.leases.leases_on(pool.name, member)
         rows = [row for lease in leases for row in lease.rows]
         reason = f"{pool.name}/{member.address} critical ({cause})"
@@ -274,63 +241,13 @@ class ResourceManager:
             leases=len(leases), reason=reason, at=self._clock.now(),
         ))  # fmt: skip
 
-    # -- check scheduling -----------------------------------------------------------------------
-
-    def _schedule(self, pool: Pool, member: Member, when: float) -> None:
-        slot = self._slots[(pool.name, member.address)]
-        if slot.handle is not None:
-            slot.handle.cancel()
-        slot.due = when
-        cls = self._high_class if member.high_holders else self._low_class
-        slot.handle = self._scheduler.call_at(when, lambda: self._due(slot), cls, "health")
-
-    def _reclass(self, pool: Pool, member: Member) -> None:
-        """Priority inheritance: re-file a pending check in its member's new class."""
-        slot = self._slots.get((pool.name, member.address))
-        if slot is not None and slot.handle is not None:
-            self._schedule(pool, member, slot.due)
-
-    def _due(self, slot: _Slot) -> None:
-        slot.handle = None
-        if self._slots.get((slot.pool, slot.address)) is not slot:
-            return
-        slot.running = True
-        task = asyncio.get_running_loop().create_task(self._check(slot))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _check(self, slot: _Slot) -> None:
-        plan = self._plans[slot.pool]
-        pool = self.pools[slot.pool]
-        member = pool.members[slot.address]
-        assert plan.check is not None  # Invariant: only pools with a check have slots.
-        started = self._clock.now()
-        try:
-            result, detail = await run_check(plan.check, member.host, member.port, plan.timeout)
-        finally:
-            slot.running = False
-        if self._slots.get((slot.pool, slot.address)) is not slot:
-            return  # the pool was removed while the check ran
-        if detail.startswith("timed out"):
-            self._timeouts += 1
-        self.record_result(slot.pool, slot.address, result, detail)
-        self._schedule(pool, member, max(self._clock.now(), started + plan.interval))
-
     async def wait_checks_idle(self) -> None:
         """Wait until no health check is in flight (tests and shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.health.wait_idle()
 
     async def close(self, *, release: bool = True) -> None:
         """Stop checks and expiries; with ``release``, revoke every lease (daemon shutdown)."""
-        self._started = False
-        for slot in self._slots.values():
-            if slot.handle is not None:
-                slot.handle.cancel()
-                slot.handle = None
-        for task in list(self._tasks):
-            task.cancel()
-        await self.wait_checks_idle()
+        await self.health.close()
         self.leases.close()
         if release:
             self.leases.revoke(list(self.leases.by_id.values()), "shutdown")
@@ -361,9 +278,9 @@ class ResourceManager:
             pools=tuple(self._pool_statistics(pool) for pool in self.pools.values()),
             leases=lease_stats,
             checks=CheckStatistics(
-                in_flight=len(self._tasks),
+                in_flight=self.health.in_flight,
                 by_result=dict(self._by_result),
-                timeouts_total=self._timeouts,
+                timeouts_total=self.health.timeouts,
             ),
             transitions_total=self._transitions,
             rollbacks_triggered_total=self._rollbacks,
@@ -405,7 +322,7 @@ class ResourceManager:
             state=member.state,
             holders=member.holders,
             capacity=member.capacity,
-            inherited_class=self._high_class if member.high_holders else self._low_class,
+            inherited_class=self.health.check_class(member),
             last_result=member.last_result,
             last_detail=member.last_detail,
         )
