@@ -1,0 +1,490 @@
+"""The runner: virtual users as workbook rows driven by pollables, never by tasks.
+
+Design note. A user is a row. Whatever it waits for, it holds exactly one ``ProgressPollable``
+(kept in ``_handles[row]`` so it can be cancelled), and no coroutine:
+
+    thinking            -> a TIMER handle due when the think time ends
+    blocked on when:    -> a CONDITION handle, re-checked only when its fields change (guards.py)
+    a step in flight    -> a COMPLETION handle the executor makes ready (executors.py)
+    starting / resuming -> a TIMER handle (ramp slot, or "now" after a rollback)
+
+When its handle fires, the user runs steps inline — think 0 is still a yield, milestones and
+skipped guards are not — until one blocks, at most one iteration's worth, then yields again.
+Progress is written to the workbook as it happens: done work per finished step, the step
+pointer, the iteration, status transitions, milestones (stable points), errors and extracted
+vars. The runner mirrors the step pointer, iteration and status in its own typed arrays so the
+hot path never reads the workbook back; a rollback (the one other writer of those fields)
+invalidates the mirror and the user re-reads it on resume.
+
+Invariants: a row holds at most one pending handle; ``active`` counts rows not yet DONE,
+FAILED or CANCELLED; a completion arriving for an abandoned attempt is dropped by the poller
+(its handle was cancelled), so an old executor can never move a rolled-back user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from array import array
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, get_args
+
+from progressd.dsl import Context, Plan
+from progressd.errors import StateError
+from progressd.poller import PollableKind, Poller, ProgressPollable
+from progressd.runner.context import RowContext
+from progressd.runner.executors import ExecutorTable, StepCall, StepOutcome
+from progressd.runner.guards import GuardWaits
+from progressd.runner.scenario import IO, THINK, PreparedScenario, milestone_key, prepare
+from progressd.runner.stats import RunnerStatistics
+from progressd.workbook import Field, RollbackReason, Status, Workbook
+
+__all__ = ["RunState", "Runner"]
+
+RunState = Literal["created", "running", "finished", "cancelled", "failed"]
+LeaseInfo = Callable[[int, int], Mapping[str, Any] | None]
+MilestoneHook = Callable[[int, str], object]
+
+_DONE, _STEP, _ITERATION, _STATUS, _LEASE = (
+    Field.DONE,
+    Field.STEP,
+    Field.ITERATION,
+    Field.STATUS,
+    Field.LEASE,
+)
+_ACTIVE, _THINKING, _WAITING = int(Status.ACTIVE), int(Status.THINKING), int(Status.WAITING)
+_FINAL = frozenset({int(Status.DONE), int(Status.FAILED), int(Status.CANCELLED)})
+_REASONS = frozenset(get_args(RollbackReason))
+
+
+class Runner:
+    """Runs every scenario of ``plan`` on ``poller``, recording progress in ``workbook``.
+
+    ``executors`` maps the I/O step kinds the plan uses (``http``, ``exec``, ``external``) to
+    their executors. ``lease_info(row, lease_id)`` returns the ``lease`` context of a row.
+    Implements the resource manager's ``ProgressBinding`` (``lease_changed``,
+    ``rollback_users``, ``abort``, ``holder_progress``).
+
+    Raises:
+        StateError: when the plan uses a step kind with no executor, or ``workbook`` does not
+            hold the plan's milestones.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        poller: Poller,
+        workbook: Workbook | None = None,
+        *,
+        executors: ExecutorTable | None = None,
+        lease_info: LeaseInfo | None = None,
+        run_id: str = "run",
+        seed: int | None = 0,
+        recheck_interval: float = 0.05,
+    ) -> None:
+        self.plan = plan
+        self.poller = poller
+        self.run_id = run_id
+        self.executors = dict(executors or {})
+        self.recheck_interval = recheck_interval
+        self._lease_info = lease_info
+        self._rng = random.Random(seed)
+        qualified = len(plan.scenarios) > 1
+        names = [milestone_key(s, m, qualified) for s in plan.scenarios for m in s.milestones]
+        self.workbook = workbook if workbook is not None else Workbook(names)
+        _check_workbook(self.workbook, names)
+        index = {name: i for i, name in enumerate(self.workbook.milestones)}
+        self._scenarios = self._prepare(index, qualified)
+        rows = sum(s.users for s in self._scenarios)
+        self._first_row = self.workbook.add_rows(rows).start
+        self._init_rows(rows)
+        self._ranks = {name: self._rank(name) for name in ("step", "timer", "condition")}
+        self._guards = GuardWaits(self._context, poller.make_ready)
+        self._on_think_cb = self._on_think
+        self._timer_rank = self._ranks["timer"]
+        self._on_resume_cb = self._on_resume
+        self._init_counters()
+
+    def _prepare(self, index: dict[str, int], qualified: bool) -> tuple[PreparedScenario, ...]:
+        prepared: list[PreparedScenario] = []
+        first = self.workbook.rows
+        for i, scenario in enumerate(self.plan.scenarios):
+            prepared.append(prepare(i, scenario, first, index, qualified))
+            first += scenario.users
+            for step in scenario.steps:
+                if step.kind in ("http", "exec", "external") and step.kind not in self.executors:
+                    raise StateError(
+                        f"scenario {scenario.name!r} step {step.name!r} is an {step.kind} step "
+                        f"but no {step.kind} executor is configured; pass executors="
+                        f"{{'{step.kind}': ...}} to the Runner"
+                    )
+        return tuple(prepared)
+
+    def _init_rows(self, rows: int) -> None:
+        self._steps = array("i", bytes(4 * rows))
+        self._iters = array("i", bytes(4 * rows))
+        self._status = bytearray(rows)
+        self._row_scenario = array("H", b"".join(
+            array("H", [s.index]).tobytes() * s.users for s in self._scenarios
+        ))  # fmt: skip
+        self._handles: list[ProgressPollable | None] = [None] * rows
+        self._active = rows
+
+    def _init_counters(self) -> None:
+        self.state: RunState = "created"
+        self.reason: str | None = None
+        self.started_at = 0.0
+        self._steps_run = 0
+        self._skipped = 0
+        self._failed = 0
+        self._iterations = 0
+        self._in_flight = 0
+        self._rollbacks = 0
+        self._recheck: ProgressPollable | None = None
+        self._finished: asyncio.Future[RunState] | None = None
+        self._milestone_hooks: list[MilestoneHook] = []
+
+    def _rank(self, name: str) -> int:
+        classes = self.poller.classes
+        return classes.rank_of(name) if name in classes else self.poller.default_rank
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Schedule every user's start (spread over the scenario's ramp); returns at once.
+
+        Raises:
+            StateError: when the run was already started.
+        """
+        if self.state != "created":
+            raise StateError(f"run {self.run_id!r} is {self.state}; a run starts once")
+        self.state = "running"
+        self.started_at = now = self.poller.now
+        rank = self._ranks["step"]
+        for sc in self._scenarios:
+            users, ramp = sc.users, sc.plan.ramp_s
+            for i in range(users):
+                row = sc.first_row + i
+                due = now + ramp * i / users if ramp else now
+                self._handles[row] = self.poller.subscribe_timer(due, self._on_start, row, rank)
+        if self._active == 0:
+            self._end("finished")
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop every user now: pending handles are cancelled, rows become CANCELLED."""
+        self._stop_all(int(Status.CANCELLED), "cancelled", reason)
+
+    def abort(self, reason: str) -> None:
+        """Fail the run (``ProgressBinding``): every unfinished row becomes FAILED."""
+        self._stop_all(int(Status.FAILED), "failed", reason)
+
+    async def wait_finished(self) -> RunState:
+        """Wait until every user is finished, cancelled or failed; return the final state."""
+        if self.state in ("finished", "cancelled", "failed"):
+            return self.state
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(self._finished)
+
+    def add_milestone_hook(self, hook: MilestoneHook) -> None:
+        """Call ``hook(row, milestone_name)`` whenever a user reaches a milestone."""
+        self._milestone_hooks.append(hook)
+
+    @property
+    def active(self) -> int:
+        """Users not yet finished, cancelled or failed."""
+        return self._active
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def _scenario_of(self, row: int) -> PreparedScenario:
+        return self._scenarios[self._row_scenario[row - self._first_row]]
+
+    def _on_start(self, handle: ProgressPollable) -> None:
+        row = handle.owner
+        self._set_status(row, _ACTIVE)
+        self._run(row, self._scenario_of(row))
+
+    def _on_think(self, handle: ProgressPollable) -> None:
+        row = handle.owner
+        local = row - self._first_row
+        sc = self._scenarios[self._row_scenario[local]]
+        if self._status[local] == _THINKING:
+            self._set_status(row, _ACTIVE)
+        if self._advance(row, sc, True):
+            self._run(row, sc)
+
+    def _run(self, row: int, sc: PreparedScenario) -> None:
+        """Run steps inline from the row's pointer until one blocks (at most an iteration)."""
+        local = row - self._first_row
+        for _ in range(sc.step_count):
+            p = self._steps[local]
+            guard = sc.guards[p]
+            if guard is not None and not guard.evaluate(self._context(row)):
+                if sc.guard_waits[p]:
+                    self._wait_guard(row, guard)
+                    return
+                self._skipped += 1
+                if not self._advance(row, sc, True):
+                    return
+                continue
+            kind = sc.kinds[p]
+            if kind == THINK:
+                low, high = sc.think[p]
+                seconds = low if low == high else self._rng.uniform(low, high)
+                if seconds > 0:
+                    self._set_status(row, _THINKING)
+                self._handles[local] = self.poller.subscribe_timer(
+                    self.poller._now + seconds, self._on_think_cb, row, self._timer_rank
+                )
+                return
+            if kind == IO:
+                self._start_io(row, sc, p)
+                return
+            alive = self._advance(row, sc, False)
+            self._reach_milestone(row, sc, p)  # the stable point is the step after it
+            if not alive:
+                return
+        self._handles[local] = self.poller.subscribe_timer(
+            self.poller.now, self._on_resume_cb, row, self._ranks["step"]
+        )
+
+    def _advance(self, row: int, sc: PreparedScenario, work: bool) -> bool:
+        """Finish the current step; return ``False`` when the user is done."""
+        wb = self.workbook
+        local = row - self._first_row
+        if work:
+            self._steps_run += 1
+            wb.add(row, _DONE, 1)
+        p = self._steps[local] + 1
+        if p < len(sc.kinds):
+            self._steps[local] = p
+            wb.set(row, _STEP, p)
+            return True
+        self._iterations += 1
+        iteration = self._iters[local] + 1
+        self._iters[local] = iteration
+        wb.add(row, _ITERATION, 1)
+        if p > 1:
+            self._steps[local] = 0
+            wb.set(row, _STEP, 0)
+        if self._user_done(sc, iteration):
+            self._finish(row, int(Status.DONE))
+            return False
+        return True
+
+    def _user_done(self, sc: PreparedScenario, iteration: int) -> bool:
+        plan = sc.plan
+        if plan.iterations is not None:
+            return iteration >= plan.iterations
+        return plan.duration_s is not None and (
+            self.poller.now - self.started_at >= plan.duration_s
+        )
+
+    def _set_status(self, row: int, status: int) -> None:
+        local = row - self._first_row
+        if self._status[local] != status:
+            self._status[local] = status
+            self.workbook.set(row, _STATUS, status)
+
+    def _finish(self, row: int, status: int) -> None:
+        local = row - self._first_row
+        self._set_status(row, status)
+        self._handles[local] = None
+        self._active -= 1
+        if self._active == 0 and self.state == "running":
+            self._end("finished")
+
+    # -- milestones, guards, I/O steps ----------------------------------------------------
+
+    def _reach_milestone(self, row: int, sc: PreparedScenario, p: int) -> None:
+        index = sc.milestones[p]
+        self.workbook.reach_milestone(row, index)
+        name = self.workbook.milestones[index]
+        for hook in self._milestone_hooks:
+            hook(row, name)
+
+    def _wait_guard(self, row: int, guard: Any) -> None:
+        self._set_status(row, _WAITING)
+        handle = self.poller.subscribe(
+            PollableKind.CONDITION, self._on_resume_cb, row, self._ranks["condition"]
+        )
+        self._handles[row - self._first_row] = handle
+        self._guards.add(row, guard, handle)
+        if "run" in {f.partition(".")[0] for f in guard.fields}:
+            self._ensure_recheck()
+
+    def _ensure_recheck(self) -> None:
+        if self._recheck is None or not self._recheck.pending:
+            self._recheck = self.poller.subscribe_timer(
+                self.poller.now + self.recheck_interval,
+                self._on_recheck,
+                None,
+                self._ranks["condition"],
+                PollableKind.PROGRESS_CHECK,
+            )
+
+    def _on_recheck(self, handle: ProgressPollable) -> None:
+        self._guards.touch_run()
+        if self._guards.run_waiters and self.state == "running":
+            self._ensure_recheck()
+
+    def _on_resume(self, handle: ProgressPollable) -> None:
+        """A guard now holds, or the user resumes after a rollback or a long inline run."""
+        row = handle.owner
+        local = row - self._first_row
+        self._steps[local] = int(self.workbook.get(row, _STEP))
+        self._iters[local] = int(self.workbook.get(row, _ITERATION))
+        self._status[local] = int(self.workbook.get(row, _STATUS))
+        self._set_status(row, _ACTIVE)
+        self._run(row, self._scenario_of(row))
+
+    def _start_io(self, row: int, sc: PreparedScenario, p: int) -> None:
+        step = sc.plan.steps[p]
+        self._set_status(row, _WAITING if step.kind == "external" else _ACTIVE)
+        handle = self.poller.subscribe(
+            PollableKind.COMPLETION, self._on_complete, row, self._ranks["step"]
+        )
+        self._handles[row - self._first_row] = handle
+        self._in_flight += 1
+        try:
+            self.executors[step.kind].start(
+                StepCall(self.poller, handle, row, step, self._context(row))
+            )
+        except Exception as exc:
+            self.poller.make_ready(
+                handle, StepOutcome(ok=False, error=f"{step.kind} step did not start: {exc}")
+            )
+
+    def _on_complete(self, handle: ProgressPollable) -> None:
+        row = handle.owner
+        self._in_flight -= 1
+        outcome = handle.value
+        if not isinstance(outcome, StepOutcome):
+            outcome = StepOutcome(ok=False, error="the step ended without an outcome")
+        self._apply(row, outcome)
+        self._set_status(row, _ACTIVE)
+        sc = self._scenario_of(row)
+        if self._advance(row, sc, True):
+            self._run(row, sc)
+
+    def _apply(self, row: int, outcome: StepOutcome) -> None:
+        wb = self.workbook
+        if not outcome.ok:
+            self._failed += 1
+            wb.record_error(row, outcome.error or "step failed")
+        if outcome.vars:
+            old = wb.get_cold(row, Field.VARS)
+            merged = {**old, **outcome.vars} if isinstance(old, Mapping) else dict(outcome.vars)
+            wb.set_cold(row, Field.VARS, merged)
+            self._guards.touch(row, "vars")
+        if outcome.payload is not None:
+            wb.set_cold(row, Field.PAYLOAD, outcome.payload)
+
+    def complete(self, row: int, outcome: StepOutcome) -> bool:
+        """Complete the row's in-flight step (for executors that know only the row).
+
+        Returns ``False`` when the row has no step in flight.
+        """
+        handle = self._handles[row - self._first_row]
+        if handle is None or handle.kind is not PollableKind.COMPLETION:
+            return False
+        return self.poller.make_ready(handle, outcome)
+
+    # -- context, progress binding ----------------------------------------------------------
+
+    def _context(self, row: int) -> Context:
+        return RowContext(self, row)
+
+    def lease_of(self, row: int) -> Mapping[str, Any] | None:
+        lease = int(self.workbook.get(row, _LEASE))
+        if lease < 0 or self._lease_info is None:
+            return None
+        return self._lease_info(row, lease)
+
+    def lease_changed(self, row: int, lease_id: int | None) -> None:
+        """``ProgressBinding``: the row now holds ``lease_id``; re-check a guard on ``lease``."""
+        self.workbook.set(row, _LEASE, -1 if lease_id is None else lease_id)
+        self._guards.touch(row, "lease")
+
+    def touch(self, row: int, field: str) -> bool:
+        """Mark ``field`` (``vars.x``, ``lease``...) dirty for ``row``: re-check its guard."""
+        return self._guards.touch(row, field)
+
+    def rollback_users(self, rows: Any, reason: str) -> None:
+        """``ProgressBinding``: roll rows back to their stable point; they resume from there.
+
+        Raises:
+            StateError: for an unknown reason.
+        """
+        if reason not in _REASONS:
+            raise StateError(f"unknown rollback reason {reason!r}: one of {sorted(_REASONS)}")
+        targets = [r for r in rows if int(self._status[r - self._first_row]) not in _FINAL]
+        self.workbook.rollback(targets, reason)  # type: ignore[arg-type]
+        for row in targets:
+            self._rollbacks += 1
+            self._drop_handle(row)
+            self._handles[row - self._first_row] = self.poller.subscribe_timer(
+                self.poller.now, self._on_resume_cb, row, self._ranks["step"]
+            )
+
+    def holder_progress(self, row: int) -> tuple[float, str | None]:
+        """``ProgressBinding``: the row's progress ratio and last milestone."""
+        sc = self._scenario_of(row)
+        done = int(self.workbook.get(row, _DONE))
+        ratio = min(1.0, done / sc.work_total) if sc.work_total else 0.0
+        milestone = int(self.workbook.get(row, Field.MILESTONE))
+        return ratio, None if milestone < 0 else self.workbook.milestones[milestone]
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def _drop_handle(self, row: int) -> None:
+        local = row - self._first_row
+        handle = self._handles[local]
+        self._handles[local] = None
+        self._guards.discard(row)
+        cancelled = handle is not None and self.poller.cancel(handle)
+        if cancelled and handle is not None and handle.kind is PollableKind.COMPLETION:
+            self._in_flight -= 1
+
+    def _stop_all(self, status: int, state: RunState, reason: str) -> None:
+        if self.state in ("finished", "cancelled", "failed"):
+            return
+        self.state = state  # before _finish, so the last row does not end it as "finished"
+        for local in range(len(self._handles)):
+            if self._status[local] not in _FINAL:
+                row = local + self._first_row
+                self._drop_handle(row)
+                self._finish(row, status)
+        if self._recheck is not None:
+            self.poller.cancel(self._recheck)
+        self._end(state, reason)
+
+    def _end(self, state: RunState, reason: str | None = None) -> None:
+        self.state = state
+        self.reason = reason
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(state)
+
+    def statistics(self) -> RunnerStatistics:
+        return RunnerStatistics(
+            state=self.state,
+            users=len(self._handles),
+            active=self._active,
+            steps_run=self._steps_run,
+            steps_skipped=self._skipped,
+            steps_failed=self._failed,
+            iterations=self._iterations,
+            in_flight=self._in_flight,
+            waiting_guards=len(self._guards),
+            guard_rechecks=self._guards.rechecks,
+            rollbacks=self._rollbacks,
+        )
+
+
+def _check_workbook(workbook: Workbook, names: list[str]) -> None:
+    missing = [n for n in names if n not in workbook.milestones]
+    if missing:
+        raise StateError(
+            f"the workbook lacks milestones {missing}; create it with Workbook({names!r})"
+        )

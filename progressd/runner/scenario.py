@@ -1,0 +1,81 @@
+"""A scenario prepared for running: the plan's steps flattened into per-index tuples.
+
+The runner's hot path indexes these tuples by step pointer instead of matching on step specs,
+so moving a user on costs a few tuple lookups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from progressd.dsl import CompiledCondition, MilestoneSpec, ScenarioPlan, ThinkSpec
+from progressd.runner.guards import waitable
+
+__all__ = ["IO", "MILESTONE", "THINK", "PreparedScenario"]
+
+THINK = 0
+MILESTONE = 1
+IO = 2
+
+
+@dataclass(slots=True)
+class PreparedScenario:
+    """``plan`` plus everything the hot path reads per step, and its row range."""
+
+    index: int
+    plan: ScenarioPlan
+    first_row: int
+    kinds: tuple[int, ...]
+    guards: tuple[CompiledCondition | None, ...]
+    guard_waits: tuple[bool, ...]
+    """Per step: whether a false guard waits (True) or skips the step (False)."""
+    think: tuple[tuple[float, float], ...]
+    milestones: tuple[int, ...]
+    """Workbook milestone index per step (-1 for non-milestone steps)."""
+    work_total: int | None
+
+    @property
+    def users(self) -> int:
+        return self.plan.users
+
+    @property
+    def step_count(self) -> int:
+        return len(self.kinds)
+
+
+def milestone_key(plan: ScenarioPlan, name: str, qualified: bool) -> str:
+    """The workbook's milestone name: ``name``, or ``scenario/name`` when a run holds several
+    scenarios (their milestone names may repeat)."""
+    return f"{plan.name}/{name}" if qualified else name
+
+
+def prepare(
+    index: int, plan: ScenarioPlan, first_row: int, milestone_index: dict[str, int], qualified: bool
+) -> PreparedScenario:
+    kinds: list[int] = []
+    think: list[tuple[float, float]] = []
+    milestones: list[int] = []
+    for step in plan.steps:
+        spec = step.spec
+        if isinstance(spec, ThinkSpec):
+            kinds.append(THINK)
+            think.append((spec.min_s, spec.max_s))
+        else:
+            kinds.append(MILESTONE if isinstance(spec, MilestoneSpec) else IO)
+            think.append((0.0, 0.0))
+        if isinstance(spec, MilestoneSpec):
+            milestones.append(milestone_index[milestone_key(plan, spec.name, qualified)])
+        else:
+            milestones.append(-1)
+    guards = tuple(None if s.when is None else s.when.compiled() for s in plan.steps)
+    return PreparedScenario(
+        index=index,
+        plan=plan,
+        first_row=first_row,
+        kinds=tuple(kinds),
+        guards=guards,
+        guard_waits=tuple(g is not None and waitable(g) for g in guards),
+        think=tuple(think),
+        milestones=tuple(milestones),
+        work_total=plan.work_per_user,
+    )
