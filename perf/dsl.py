@@ -23,7 +23,13 @@ from typing import Any
 
 import yaml
 
-from progressd.dsl import PlanCache, compile_condition, compile_template, load_plan_text
+from progressd.dsl import (
+    PlanCache,
+    clear_compiled,
+    compile_condition,
+    compile_template,
+    load_plan_text,
+)
 from progressd.dsl.sandbox import TEMPLATE_ENV
 
 STEPS = 1000
@@ -75,8 +81,7 @@ def per_call_ns(stmt: Callable[[], Any], number: int = 200_000) -> float:
 
 
 def cold_load(text: str) -> None:
-    compile_template.cache_clear()
-    compile_condition.cache_clear()
+    clear_compiled()
     load_plan_text(text, cache=None)
 
 

@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from progressd.dsl import compile_condition, compile_template, load_plan_text
+from progressd.dsl import clear_compiled, compile_condition, compile_template, load_plan_text
 from progressd.errors import DslError
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "config" / "examples").glob("*.yaml"))
@@ -154,8 +154,7 @@ def _calls(run: Callable[[], object]) -> int:
         if event in ("call", "c_call"):
             count += 1
 
-    compile_template.cache_clear()
-    compile_condition.cache_clear()
+    clear_compiled()
     sys.setprofile(profile)
     try:
         run()

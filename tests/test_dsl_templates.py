@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from progressd.dsl import (
     RenderError,
@@ -11,6 +13,7 @@ from progressd.dsl import (
     load_plan_text,
     render_json,
 )
+from progressd.dsl import templates as templates_module
 from progressd.dsl.sandbox import TEMPLATE_ENV
 
 CTX: dict[str, Any] = {
@@ -102,3 +105,19 @@ def test_plan_templates_render_through_the_cache() -> None:
     spec = plan.scenarios[0].steps[0].spec
     assert spec.url.render(CTX) == "http://127.0.0.1:18081/7"  # type: ignore[union-attr]
     assert spec.url.compiled() is compile_template(spec.url.source)  # type: ignore[union-attr]
+
+
+_literal = st.text(st.characters(blacklist_characters="{}\r", blacklist_categories=("Cs",)))
+_placeholder = st.sampled_from(
+    ["{{ user.id }}", "{{lease.address}}", "{{ vars.a | upper }}", "{{ vars['k'] }}",
+     "{{- user.id }}", "{{ '}}' }}", "{{ vars.items[0] }}"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_literal, _placeholder), max_size=6))
+def test_template_simple_split_agrees_with_jinja_lexer(pieces: list[str]) -> None:
+    source = "".join(pieces)
+    simple = templates_module._split_simple(source)
+    if simple is not None:
+        assert simple == templates_module._split_lexed(source)

@@ -8,7 +8,13 @@ evaluate against a ``Context`` (see ``context.py``).
 
 from __future__ import annotations
 
-from progressd.dsl.cache import DEFAULT_CACHE, CacheStatistics, PlanCache, content_hash
+from progressd.dsl.cache import (
+    DEFAULT_CACHE,
+    CacheStatistics,
+    PlanCache,
+    clear_compiled,
+    content_hash,
+)
 from progressd.dsl.check import check_files, summarize
 from progressd.dsl.conditions import CompiledCondition, compile_condition
 from progressd.dsl.context import ROOT_FIELDS, ROOTS, Context, RenderError
@@ -70,6 +76,7 @@ __all__ = [
     "ThinkSpec",
     "ThresholdPlan",
     "check_files",
+    "clear_compiled",
     "compile_condition",
     "compile_template",
     "content_hash",

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from progressd.dsl.conditions import compile_condition
+from progressd.dsl.sandbox import analyse
+from progressd.dsl.templates import compile_template, direct_code
 from progressd.dsl.wbs import Plan
 
 
@@ -67,7 +70,18 @@ class PlanCache:
         )
 
 
+def clear_compiled() -> None:
+    """Empty the source-text caches of compiled conditions and templates (tests, benchmarks).
+
+    Plans stay valid: their ``Condition``/``Template`` records recompile on next use.
+    """
+    compile_condition.cache_clear()
+    compile_template.cache_clear()
+    analyse.cache_clear()
+    direct_code.cache_clear()
+
+
 DEFAULT_CACHE = PlanCache()
 """The process-wide cache ``load_plan`` uses unless given another."""
 
-__all__ = ["DEFAULT_CACHE", "CacheStatistics", "PlanCache", "content_hash"]
+__all__ = ["DEFAULT_CACHE", "CacheStatistics", "PlanCache", "clear_compiled", "content_hash"]

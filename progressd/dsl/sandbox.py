@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import ChainableUndefined, StrictUndefined, nodes
@@ -83,7 +84,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 CONDITION_ENV = _Sandbox(undefined=ChainableUndefined, autoescape=False)
 """Conditions: a missing field is undefined, and undefined is false."""
-TEMPLATE_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False)
+TEMPLATE_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 """Templates: rendering a missing field is an error, never an empty string."""
 
 
@@ -134,6 +135,7 @@ def compile_evaluator(env: ImmutableSandboxedEnvironment, source: str) -> Callab
     return evaluate
 
 
+@lru_cache(maxsize=8192)
 def analyse(source: str) -> Analysis:
     """Check one expression against the sandbox rules and list the fields it reads.
 

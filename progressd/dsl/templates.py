@@ -24,6 +24,7 @@ are cached by source text, so a URL shared by 100k users is compiled once.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,6 +37,8 @@ from progressd.dsl.sandbox import TEMPLATE_ENV, ExpressionError, analyse, compil
 
 Part = str | Callable[[Context], Any]
 _SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_NEEDS_LEXER = re.compile(r"[\"'{}]")
 _STATEMENT_TOKENS = frozenset({"block_begin", "raw_begin", "linestatement_begin"})
 _MISSING = (KeyError, IndexError, TypeError, UndefinedError)
 
@@ -88,6 +91,36 @@ def compile_template(source: str) -> CompiledTemplate:
 
 def _split(source: str) -> list[tuple[str, str]]:
     """``("data", text)`` and ``("expr", source)`` pieces, in order."""
+    simple = _split_simple(source)
+    return simple if simple is not None else _split_lexed(source)
+
+
+def _split_simple(source: str) -> list[tuple[str, str]] | None:
+    """The common case without Jinja2's lexer: only ``{{ }}`` holding no quotes, braces or
+    whitespace-control marks. ``None`` when the lexer must decide."""
+    if "{%" in source or "{#" in source:
+        return None
+    pieces: list[tuple[str, str]] = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(source):
+        inner = match.group(1)
+        if _NEEDS_LEXER.search(inner) or inner[:1] in "-+" or inner[-1:] in "-+":
+            return None
+        if match.start() > pos:
+            pieces.append(("data", source[pos : match.start()]))
+        pieces.append(("expr", inner.strip()))
+        pos = match.end()
+    rest = source[pos:]
+    if "{{" in rest or "}}" in rest:
+        return None
+    if rest:
+        pieces.append(("data", rest))
+    if any(kind == "expr" and not text for kind, text in pieces):
+        raise ExpressionError("empty placeholder {{ }}")
+    return pieces
+
+
+def _split_lexed(source: str) -> list[tuple[str, str]]:
     pieces: list[tuple[str, str]] = []
     expr: list[str] | None = None
     try:
@@ -136,7 +169,7 @@ def _direct_renderer(
     parts: list[str | tuple[str, tuple[str | int, ...] | None]],
 ) -> Callable[[Context], str]:
     """A generated ``lambda ctx: f"..."`` (see the design note for why this is safe)."""
-    names: dict[str, object] = {"__builtins__": {}}
+    names: dict[str, Any] = {"__builtins__": {}}
     body = ""
     for part in parts:
         if isinstance(part, str):
@@ -147,8 +180,16 @@ def _direct_renderer(
         lookup = part[1]
         assert lookup is not None  # checked by _direct_safe
         body += "{ctx" + "".join(f"[{key!r}]" for key in lookup) + "}"
-    render: Callable[[Context], str] = eval(f'lambda ctx: f"{body}"', names)
+    render: Callable[[Context], str] = types.FunctionType(direct_code(body), names)
     return render
+
+
+@lru_cache(maxsize=4096)
+def direct_code(body: str) -> types.CodeType:
+    """Code of ``lambda ctx: f"<body>"``, shared by templates of the same shape."""
+    module = compile(f'lambda ctx: f"{body}"', "<template>", "eval")
+    code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    return code
 
 
 def _compile_part(part: str | tuple[str, tuple[str | int, ...] | None]) -> Part:
