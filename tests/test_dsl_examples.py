@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import io
+import re
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from progressd.cli import main
-from progressd.dsl import HttpSpec, ThinkSpec, check_files, load_plan
+from progressd.dsl import HttpSpec, ThinkSpec, check_files, load_plan, load_plan_text
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "config" / "examples").glob("*.yaml"))
 HTTP = str(Path(__file__).parent.parent / "config" / "examples" / "http_scenario.yaml")
@@ -89,3 +91,32 @@ def test_check_summary_counts(tmp_path: Path) -> None:
     assert out.getvalue() == (
         f"{HTTP}: ok: version 2, 1 scenario, 1000 users, 6 steps, 2 milestones\n"
     )
+
+
+def _doc_blocks() -> list[str]:
+    text = (Path(__file__).parent.parent / "docs" / "dsl.md").read_text()
+    return re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+
+
+def test_docs_full_examples_load() -> None:
+    full = [b for b in _doc_blocks() if b.startswith(("version: 2", "name: legacy"))]
+    assert len(full) == 2
+    for block in full:
+        load_plan_text(block, cache=None)
+
+
+@pytest.mark.parametrize("start", ["steps:", "thresholds:", "resource_lease:", "timeline:"])
+def test_docs_fragment_examples_load(start: str) -> None:
+    (block,) = [b for b in _doc_blocks() if b.startswith(start)]
+    body = textwrap.indent(block, "      ")
+    steps = (
+        "" if start == "steps:" else "      steps: [{name: login, think: 1s}, {milestone: paid}]\n"
+    )
+    if start == "timeline:":
+        doc = f"version: 2\nname: d\n{block}load:\n  scenarios:\n    - name: s\n{steps}"
+    else:
+        doc = (
+            "version: 2\nname: d\nresources: {ip-port-pool: {backends: {members: [h:1]}}}\n"
+            f"load:\n  scenarios:\n    - name: s\n{steps}{body}"
+        )
+    load_plan_text(doc, cache=None)
