@@ -73,9 +73,20 @@ class MetricsConfig(
 class StateConfig(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, rename="kebab"
 ):
-    """``[state]``: where runs, history and snapshots are kept."""
+    """``[state]``: where runs, history and snapshots are kept, and how often they are written.
+
+    ``retention``: progress samples older than this are pruned. ``flush-interval``: how often
+    buffered history is committed (one transaction per flush). ``sample-interval`` /
+    ``snapshot-interval``: how often a run records a progress sample / a stable snapshot.
+    ``snapshots-kept``: stable snapshots kept per run (the newest ones).
+    """
 
     directory: str = "var/lib"
+    retention: Seconds = Seconds(7 * 86400.0)
+    flush_interval: Seconds = Seconds(1.0)
+    sample_interval: Seconds = Seconds(5.0)
+    snapshot_interval: Seconds = Seconds(60.0)
+    snapshots_kept: int = 3
 
 
 class DaemonConfig(
@@ -240,12 +251,24 @@ def _validate(config: Config, source: str | None) -> None:
         config.metrics.address  # noqa: B018 - parsed for its error
     except ValueError as exc:
         raise ConfigError(str(exc), path=source, key="metrics.listen") from None
+    _validate_state(config.state, source)
     if config.daemon.shutdown_deadline <= 0:
         raise ConfigError(
             f"expected a positive duration, got {config.daemon.shutdown_deadline:g}s",
             path=source,
             key="daemon.shutdown-deadline",
         )
+
+
+def _validate_state(state: StateConfig, source: str | None) -> None:
+    for key in ("retention", "flush-interval", "sample-interval", "snapshot-interval"):
+        value = getattr(state, key.replace("-", "_"))
+        if value <= 0:
+            message = f"expected a positive duration, got {value:g}s"
+            raise ConfigError(message, path=source, key=f"state.{key}")
+    if state.snapshots_kept < 1:
+        message = f"expected an integer >= 1, got {state.snapshots_kept}"
+        raise ConfigError(message, path=source, key="state.snapshots-kept")
 
 
 def check_socket_path(path: str, source: str | None = None) -> None:

@@ -87,3 +87,19 @@ class ControlError(ProgressdError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class StoreError(ProgressdError):
+    """Raised when the SQLite store cannot be opened, read or written: an unreadable or corrupt
+    file, a schema from a newer progressd, or a write that references an unknown run.
+
+    ``path`` is the database file. The store never replaces a file it cannot read; the message
+    says what to do instead (restore a backup, upgrade, move the file aside).
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        suffix = f" ({path})" if path else ""
+        super().__init__(f"{message}{suffix}")

@@ -176,3 +176,35 @@ def test_config_missing_file_is_named(tmp_path: Path) -> None:
     ):
         load_config(missing)
     assert not os.path.exists(missing)
+
+
+def test_config_state_history_keys_have_defaults() -> None:
+    state = parse_config("").state
+    assert state.retention == 7 * 86400.0
+    assert state.flush_interval == 1.0
+    assert state.sample_interval == 5.0
+    assert state.snapshot_interval == 60.0
+    assert state.snapshots_kept == 3
+
+
+def test_config_state_history_keys_parse_durations() -> None:
+    text = (
+        '[state]\nretention = "2d"\nflush-interval = "250ms"\nsample-interval = "10s"\n'
+        'snapshot-interval = "5m"\nsnapshots-kept = 5\n'
+    )
+    state = parse_config(text).state
+    assert (state.retention, state.flush_interval) == (172800.0, 0.25)
+    assert (state.sample_interval, state.snapshot_interval, state.snapshots_kept) == (10, 300, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('retention = "0s"', r"state\.retention: expected a positive duration, got 0s"),
+        ('flush-interval = "soon"', r"state\.flush-interval: .*duration"),
+        ("snapshots-kept = 0", r"state\.snapshots-kept: expected an integer >= 1, got 0"),
+    ],
+)
+def test_config_state_history_keys_reject_bad_values(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_config(f"[state]\n{text}\n")
