@@ -1,0 +1,412 @@
+"""``Store``: progressd's embedded SQLite history (runs, events, samples, stable snapshots).
+
+Design note. The store is called on the event loop and SQLite blocks, so every write path is
+built to keep the stall short and measured. ``record_*`` calls only touch the in-memory
+``WriteBuffer``; ``flush()`` writes all of it in ONE transaction (``executemany`` per table)
+and records how long the loop was held in a histogram. The connection runs in WAL mode with
+``synchronous=NORMAL``: a commit appends to the WAL without fsync, readers (a backup, the
+``sqlite3`` shell) never block the writer, and a process killed at any instant leaves the
+file consistent at its last commit. Power loss may lose the last few commits, never the file.
+
+Failure is loud, never silent: a file that is not a readable SQLite database, fails its quick
+check, belongs to another application or comes from a newer schema raises ``StoreError`` naming
+the path and what to do; the store never deletes or replaces such a file. A flush that fails
+rolls back and keeps its rows buffered for the next try.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from progressd.errors import StoreError
+from progressd.histogram import LatencyHistogram
+from progressd.store import queries
+from progressd.store.buffer import Pending, WriteBuffer
+from progressd.store.records import (
+    COMMIT_BUCKETS,
+    EVENT_KINDS,
+    EventRecord,
+    RunRecord,
+    SampleRecord,
+    SnapshotRecord,
+    StoreStatistics,
+)
+from progressd.store.schema import MIGRATIONS, Migration, migrate
+
+__all__ = ["DB_NAME", "Store"]
+
+DB_NAME = "progressd.db"
+_WHAT_TO_DO = (
+    "progressd will not replace it: stop the daemon, move the file (and its -wal/-shm files) "
+    "aside, then restore a backup or start with an empty state directory (docs/operations.md)"
+)
+_RUN_COLUMNS = frozenset({"status", "started_at", "finished_at", "summary"})
+_json = msgspec.json.Encoder()
+
+
+class Store:
+    """The history of runs, in one SQLite file. Use ``Store.open(path)``; not thread-safe
+    (one loop, one thread). Reads see only flushed rows: flush first when that matters.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        *,
+        version: int,
+        snapshots_kept: int = 3,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.schema_version = version
+        self.snapshots_kept = snapshots_kept
+        self._conn = conn
+        self._wall = wall
+        self._buffer = WriteBuffer()
+        self._runs: set[str] = {row[0] for row in conn.execute("SELECT id FROM runs")}
+        self._commit_hist = LatencyHistogram(lowest=1e-6, highest=60.0)
+        self._commits = self._failed = self._rows = self._blob_bytes = 0
+        self._max_buffered = self._appends = self._pruned = 0
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        snapshots_kept: int = 3,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        wall: Callable[[], float] = time.time,
+    ) -> Store:
+        """Open (creating or migrating) the store at ``path``.
+
+        Raises:
+            StoreError: the directory or file cannot be opened, the file is not a readable
+                progressd store, fails its quick check, or has a newer schema.
+        """
+        where = os.fspath(path)
+        if not Path(where).parent.is_dir():
+            raise StoreError("the state directory does not exist; create it first", path=where)
+        conn = _connect(where)
+        try:
+            version = _prepare(conn, where, migrations)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, where, version=version, snapshots_kept=snapshots_kept, wall=wall)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for backups (``connection.backup``) and diagnostics."""
+        return self._conn
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._buffer.rows
+
+    # -- appends: no SQL ---------------------------------------------------------------------
+
+    def add_run(
+        self, run: str, *, name: str, source: str, status: str, created_at: float | None = None
+    ) -> None:
+        """Buffer a new run. Flush before answering a caller that must know it is durable.
+
+        Raises:
+            StoreError: a run with this id already exists.
+        """
+        if run in self._runs:
+            raise StoreError(f"run {run!r} is already in the store; run ids are unique")
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        at = self._wall() if created_at is None else created_at
+        self._runs.add(run)
+        self._buffer.add_run((run, name, source, digest, status, at))
+        self._appended()
+
+    def update_run(self, run: str, **columns: Any) -> None:
+        """Buffer new values for ``status``, ``started_at``, ``finished_at`` or ``summary``
+        (any msgspec-encodable value, stored as JSON).
+
+        Raises:
+            StoreError: an unknown run or column.
+        """
+        self._require_run(run)
+        unknown = set(columns) - _RUN_COLUMNS
+        if unknown:
+            raise StoreError(f"cannot update {sorted(unknown)}: use {sorted(_RUN_COLUMNS)}")
+        if "summary" in columns and columns["summary"] is not None:
+            columns["summary"] = _json.encode(columns["summary"]).decode()
+        self._buffer.update_run(run, columns)
+        self._appended()
+
+    def record_event(
+        self,
+        run: str,
+        kind: str,
+        *,
+        scenario: str = "",
+        milestone: str = "",
+        reason: str = "",
+        count: int = 1,
+        at: float | None = None,
+        detail: Any = None,
+    ) -> None:
+        """Buffer ``count`` events; detail-less ones aggregate into one row per flush.
+
+        Raises:
+            StoreError: an unknown run or kind, or a count below 1.
+        """
+        self._require_run(run)
+        if kind not in EVENT_KINDS or count < 1:
+            raise StoreError(f"bad event: kind {kind!r} (use {sorted(EVENT_KINDS)}), {count=}")
+        key = (run, kind, scenario, milestone, reason)
+        when = self._wall() if at is None else at
+        if detail is None:
+            self._buffer.add_event(key, count, when)
+        else:
+            self._buffer.add_detailed_event(key, when, _json.encode(detail).decode())
+        self._appended()
+
+    def record_sample(
+        self,
+        run: str,
+        scenario: str,
+        *,
+        done: int,
+        total: int,
+        rate: float,
+        users_active: int,
+        users_done: int,
+        at: float | None = None,
+    ) -> None:
+        """Buffer one progress sample.
+
+        Raises:
+            StoreError: an unknown run.
+        """
+        self._require_run(run)
+        when = self._wall() if at is None else at
+        row = (run, scenario, when, done, total, rate, users_active, users_done)
+        self._buffer.add_sample(row)
+        self._appended()
+
+    def record_snapshot(
+        self, run: str, data: bytes, *, version: int, at: float | None = None
+    ) -> None:
+        """Buffer a stable snapshot; it supersedes an unflushed older one of the same run.
+
+        Raises:
+            StoreError: an unknown run.
+        """
+        self._require_run(run)
+        when = self._wall() if at is None else at
+        self._buffer.add_snapshot((run, when, version, bytes(data)))
+        self._appended()
+
+    # -- writes: one transaction each --------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write everything buffered in one transaction; return the rows written (0: no-op).
+
+        Raises:
+            StoreError: the transaction failed (disk full, I/O error, locked); it was rolled
+                back and the rows stay buffered for the next flush.
+        """
+        if not self._buffer.rows:
+            return 0
+        pending = self._buffer.take()
+        began = time.perf_counter()
+        try:
+            written = self._write(pending)
+        except sqlite3.Error as exc:
+            self._buffer.give_back(pending)
+            self._failed += 1
+            raise StoreError(f"flush failed and was rolled back: {exc}", path=self.path) from exc
+        self._commit_hist.record(time.perf_counter() - began)
+        self._commits += 1
+        self._rows += written
+        return written
+
+    def prune(self, older_than: float, *, limit: int = 10_000) -> int:
+        """Delete at most ``limit`` samples taken before ``older_than`` (epoch seconds), in one
+        transaction; return how many. Call again while it returns ``limit``.
+
+        Raises:
+            StoreError: the delete failed.
+        """
+        sql = (
+            "DELETE FROM samples WHERE id IN "
+            "(SELECT id FROM samples WHERE at < ? ORDER BY at LIMIT ?)"
+        )
+        try:
+            deleted = self._transaction(lambda c: c.execute(sql, (older_than, limit)).rowcount)
+        except sqlite3.Error as exc:
+            raise StoreError(f"pruning samples failed: {exc}", path=self.path) from exc
+        self._pruned += deleted
+        return deleted
+
+    def close(self) -> None:
+        """Flush, let SQLite optimize its statistics, and close. Idempotent.
+
+        Raises:
+            StoreError: the final flush failed (the connection is closed anyway).
+        """
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA optimize")
+            self._conn.close()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def list_runs(
+        self, *, state: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Runs, newest first; ``state`` filters by status, ``since`` keeps runs not finished
+        before that time (epoch seconds). Scenario sources are left out."""
+        return queries.list_runs(self._conn, state=state, since=since, limit=limit)
+
+    def get_run(self, run: str) -> RunRecord | None:
+        """One run with its scenario source, or ``None``."""
+        return queries.get_run(self._conn, run)
+
+    def running_runs(self) -> list[RunRecord]:
+        """Runs whose stored status is ``running`` (at startup: the ones a crash interrupted)."""
+        return queries.list_runs(self._conn, state="running", since=None, limit=-1)
+
+    def latest_snapshot(self, run: str) -> SnapshotRecord | None:
+        return queries.latest_snapshot(self._conn, run)
+
+    def events(self, run: str, *, kind: str | None = None) -> list[EventRecord]:
+        return queries.events(self._conn, run, kind=kind)
+
+    def samples(
+        self, run: str, *, scenario: str | None = None, since: float | None = None
+    ) -> list[SampleRecord]:
+        return queries.samples(self._conn, run, scenario=scenario, since=since)
+
+    def statistics(self) -> StoreStatistics:
+        hist = self._commit_hist
+        return StoreStatistics(
+            path=self.path,
+            schema_version=self.schema_version,
+            commits=self._commits,
+            failed_commits=self._failed,
+            rows_written=self._rows,
+            snapshot_bytes_written=self._blob_bytes,
+            buffered_rows=self._buffer.rows,
+            max_buffered_rows=self._max_buffered,
+            appends=self._appends,
+            pruned_rows=self._pruned,
+            commit_seconds=hist.summary(),
+            commit_buckets=tuple(hist.count_le(bound) for bound in COMMIT_BUCKETS),
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _require_run(self, run: str) -> None:
+        if run not in self._runs:
+            raise StoreError(f"unknown run {run!r}: add_run() it before recording its history")
+
+    def _appended(self) -> None:
+        self._appends += 1
+        rows = self._buffer.rows
+        self._max_buffered = max(self._max_buffered, rows)
+
+    def _write(self, pending: Pending) -> int:
+        return self._transaction(lambda conn: self._write_pending(conn, pending))
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], int]) -> int:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _write_pending(self, conn: sqlite3.Connection, pending: Pending) -> int:
+        conn.executemany(
+            "INSERT INTO runs (id, name, source, source_hash, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            pending.runs.values(),
+        )
+        for run, columns in pending.updates.items():
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*columns.values(), run])
+        conn.executemany(
+            "INSERT INTO events (run, kind, scenario, milestone, reason, count, first_at, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*key, t.count, t.first_at, t.at) for key, t in pending.events.items()],
+        )
+        conn.executemany(
+            "INSERT INTO events (run, kind, scenario, milestone, reason, count, first_at, at, "
+            "detail) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            [(*key, at, at, detail) for key, at, detail in pending.detailed],
+        )
+        conn.executemany(
+            "INSERT INTO samples (run, scenario, at, done, total, rate, users_active, "
+            "users_done) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            pending.samples,
+        )
+        self._write_snapshots(conn, pending)
+        return pending.rows
+
+    def _write_snapshots(self, conn: sqlite3.Connection, pending: Pending) -> None:
+        if not pending.snapshots:
+            return
+        rows = pending.snapshots.values()
+        conn.executemany("INSERT INTO snapshots (run, at, version, data) VALUES (?, ?, ?, ?)", rows)
+        conn.executemany(
+            "DELETE FROM snapshots WHERE run = ?1 AND id NOT IN "
+            "(SELECT id FROM snapshots WHERE run = ?1 ORDER BY id DESC LIMIT ?2)",
+            [(run, self.snapshots_kept) for run in pending.snapshots],
+        )
+        self._blob_bytes += sum(len(row[3]) for row in rows)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, cached_statements=64)
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"cannot open the store: {exc}; check that the daemon's user may read and write "
+            "the file and its directory",
+            path=path,
+        ) from None
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: str, migrations: Sequence[Migration]) -> int:
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 100")
+        problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.Error as exc:
+        if "unable to open" in str(exc) or "readonly" in str(exc):
+            message = f"cannot open the store: {exc}; check the file's owner and permissions"
+            raise StoreError(message, path=path) from None
+        raise StoreError(f"the store is unreadable ({exc}); {_WHAT_TO_DO}", path=path) from None
+    if problem != "ok":
+        raise StoreError(
+            f"the store failed its integrity check ({problem}); {_WHAT_TO_DO}", path=path
+        )
+    if str(mode).lower() != "wal":
+        raise StoreError(f"the store cannot use WAL mode here (got {mode!r})", path=path)
+    try:
+        return migrate(conn, path, migrations)
+    except sqlite3.Error as exc:
+        raise StoreError(f"migrating the store failed: {exc}", path=path) from None
