@@ -202,22 +202,33 @@ class Runner:
 
     def _on_start(self, handle: ProgressPollable) -> None:
         row = handle.owner
-        self._set_status(row, _ACTIVE)
         self._run(row, self._scenario_of(row))
 
     def _on_think(self, handle: ProgressPollable) -> None:
         row = handle.owner
         local = row - self._first_row
         sc = self._scenarios[self._row_scenario[local]]
-        if self._status[local] == _THINKING:
-            self._set_status(row, _ACTIVE)
-        if self._advance(row, sc, True):
-            self._run(row, sc)
+        if not self._advance(row, sc, True):
+            return
+        seconds = sc.fixed_think[self._steps[local]]
+        if (seconds > 0.0 and self._status[local] == _THINKING) or (
+            seconds == 0.0 and self._status[local] == _ACTIVE
+        ):  # the next step is a plain think in the same status: skip _run's general path
+            self._handles[local] = self.poller.subscribe_timer(
+                self.poller._now + seconds, self._on_think_cb, row, self._timer_rank
+            )
+            return
+        self._run(row, sc)
 
     def _run(self, row: int, sc: PreparedScenario) -> None:
-        """Run steps inline from the row's pointer until one blocks (at most an iteration)."""
+        """Run steps inline from the row's pointer until one blocks (at most an iteration).
+
+        The row's status is written where it blocks (THINKING, WAITING, ACTIVE for a step in
+        flight or a zero think), so a user hopping from think to think never flips to ACTIVE
+        and back: one workbook write fewer per step, and the same status a reader would see.
+        """
         local = row - self._first_row
-        for _ in range(sc.step_count):
+        for _ in range(len(sc.kinds)):
             p = self._steps[local]
             guard = sc.guards[p]
             if guard is not None and not guard.evaluate(self._context(row)):
@@ -232,8 +243,9 @@ class Runner:
             if kind == THINK:
                 low, high = sc.think[p]
                 seconds = low if low == high else self._rng.uniform(low, high)
-                if seconds > 0:
-                    self._set_status(row, _THINKING)
+                status = _THINKING if seconds > 0 else _ACTIVE
+                if self._status[local] != status:
+                    self._set_status(row, status)
                 self._handles[local] = self.poller.subscribe_timer(
                     self.poller._now + seconds, self._on_think_cb, row, self._timer_rank
                 )
@@ -274,12 +286,9 @@ class Runner:
         return True
 
     def _user_done(self, sc: PreparedScenario, iteration: int) -> bool:
-        plan = sc.plan
-        if plan.iterations is not None:
-            return iteration >= plan.iterations
-        return plan.duration_s is not None and (
-            self.poller.now - self.started_at >= plan.duration_s
-        )
+        if sc.iterations is not None:
+            return iteration >= sc.iterations
+        return sc.duration_s is not None and self.poller._now - self.started_at >= sc.duration_s
 
     def _set_status(self, row: int, status: int) -> None:
         local = row - self._first_row

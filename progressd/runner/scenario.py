@@ -32,7 +32,11 @@ class PreparedScenario:
     think: tuple[tuple[float, float], ...]
     milestones: tuple[int, ...]
     """Workbook milestone index per step (-1 for non-milestone steps)."""
+    fixed_think: tuple[float, ...]
+    """Per step: the think time of an unguarded fixed think (the hot path), else -1."""
     work_total: int | None
+    iterations: int | None
+    duration_s: float | None
 
     @property
     def users(self) -> int:
@@ -77,5 +81,11 @@ def prepare(
         guard_waits=tuple(g is not None and waitable(g) for g in guards),
         think=tuple(think),
         milestones=tuple(milestones),
+        fixed_think=tuple(
+            lo if kind == THINK and lo == hi and guard is None else -1.0
+            for kind, (lo, hi), guard in zip(kinds, think, guards, strict=True)
+        ),
         work_total=plan.work_per_user,
+        iterations=plan.iterations,
+        duration_s=plan.duration_s,
     )

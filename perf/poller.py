@@ -1,0 +1,276 @@
+"""Poller and runner throughput and wake latency, next to their baselines measured in the same run.
+
+Prints ONE JSON object (flat keys). Every throughput figure is a median over ``--rounds``
+interleaved rounds (bare loop, progressd, legacy, ...) on fresh uvloop loops, so a noisy
+machine moves all of them together and the ratios stay meaningful.
+
+- ``bare_loop_callbacks_per_s``: 100,000 chains of uvloop ``call_soon`` callbacks, each
+  re-scheduling itself: the most this loop can dispatch (the issue's limit).
+- ``noop_steps_per_s_{10000,100000}``: progressd end to end — a scenario of one ``think: 0s``
+  step for N users, run by the ``Runner`` on ``Poller.run()``: every step fires a pollable,
+  writes done work and the iteration into the columnar ``Workbook``, and subscribes the next
+  timer pollable. ``ratio_vs_bare_loop`` and ``ratio_vs_legacy`` are the 100,000-user figure
+  over the two baselines.
+- ``poller_noop_steps_per_s_{10000,100000}``: the poller alone (each handle's callback
+  subscribes the next one-shot handle; no runner, no workbook) — the scheduling share.
+- ``legacy_steps_per_s_{10000,100000}``: the legacy polling model doing the same work: users
+  are ``LegacyWorkbook`` dicts, a loop polls every user each tick for ``due <= now`` and runs
+  the due ones (done work, iteration, next due), and ``scan_forever(0.05)`` finds changes by
+  comparing every user with its last copy; it yields to the loop once per tick.
+- ``wake_latency_p50_ms`` / ``wake_latency_p99_ms``: 100,000 users thinking 2-4 s (uniform),
+  run by the Runner on ``Poller.run()`` with the monotonic clock; due instant to run, from
+  the poller's histogram (bucket upper bounds: never below the true value) over a 3 s window
+  after every user has woken at least once. ``wake_latency_max_ms`` is exact.
+- ``locust_tasks_per_s``: only when Locust is importable (``locust_available``).
+
+Usage: python perf/poller.py [--rounds 3] [--seconds 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvloop
+
+from progressd.clock import MonotonicClock
+from progressd.dsl import Plan, load_plan_text
+from progressd.legacy import LegacyWorkbook
+from progressd.poller import Poller, ProgressPollable
+from progressd.runner import Runner
+from progressd.workbook import Field
+
+SIZES = (10_000, 100_000)
+WARMUP = 0.3
+
+
+def plan_for(users: int, think: str) -> Plan:
+    return load_plan_text(
+        f"version: 2\nname: perf\nload:\n  scenarios:\n    - name: s\n      users: {users}\n"
+        f"      duration: 1h\n      steps:\n        - think: {think}\n",
+        file="perf.yaml",
+    )
+
+
+def run_on_uvloop(make: Callable[[], Awaitable[float]]) -> float:
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(make())
+    finally:
+        loop.close()
+
+
+async def bare_loop(chains: int, seconds: float) -> float:
+    loop = asyncio.get_running_loop()
+    count = 0
+    stop = False
+
+    def callback() -> None:
+        nonlocal count
+        count += 1
+        if not stop:
+            loop.call_soon(callback)
+
+    for _ in range(chains):
+        loop.call_soon(callback)
+    await asyncio.sleep(WARMUP)
+    start, before = time.perf_counter(), count
+    await asyncio.sleep(seconds)
+    rate = (count - before) / (time.perf_counter() - start)
+    stop = True
+    await asyncio.sleep(0.01)
+    return rate
+
+
+async def progressd_noop(users: int, seconds: float) -> float:
+    plan = plan_for(users, "0s")
+    poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
+                    budget=plan.progress.poller.budget)  # fmt: skip
+    runner = Runner(plan, poller)
+    main = asyncio.ensure_future(poller.run())
+    runner.start()
+    poller.notify()
+    await settled(runner, users)
+    start, before = time.perf_counter(), runner.statistics().steps_run
+    await asyncio.sleep(seconds)
+    rate = (runner.statistics().steps_run - before) / (time.perf_counter() - start)
+    runner.cancel()
+    poller.stop()
+    await main
+    return rate
+
+
+async def settled(runner: Runner, users: int) -> None:
+    """Wait until every user has finished a step (starting 100,000 users takes a while), then
+    the warm-up."""
+    started = asyncio.Event()
+
+    def check(now: float) -> None:
+        if runner.statistics().steps_run >= users:
+            started.set()
+
+    remove = runner.poller.add_iteration_hook(check)
+    await started.wait()
+    remove()
+    await asyncio.sleep(WARMUP)
+
+
+async def poller_noop(users: int, seconds: float) -> float:
+    poller = Poller(MonotonicClock())
+    rank = poller.default_rank
+    count = 0
+
+    def step(handle: ProgressPollable) -> None:
+        nonlocal count
+        count += 1
+        poller.subscribe_timer(poller.now, step, handle.owner, rank)
+
+    for row in range(users):
+        poller.subscribe_timer(poller.now, step, row, rank)
+    main = asyncio.ensure_future(poller.run())
+    await asyncio.sleep(WARMUP)
+    start, before = time.perf_counter(), count
+    await asyncio.sleep(seconds)
+    rate = (count - before) / (time.perf_counter() - start)
+    poller.stop()
+    await main
+    return rate
+
+
+async def legacy_noop(users: int, seconds: float) -> float:
+    workbook = LegacyWorkbook((), rows=users)
+    scanner = asyncio.ensure_future(workbook.scan_forever(0.05))
+    steps = 0
+    running = True
+
+    async def tick_loop() -> None:
+        nonlocal steps
+        while running:
+            now = time.monotonic()
+            for row, user in enumerate(workbook.users):
+                if user["due"] <= now:
+                    workbook.add(row, Field.DONE, 1)
+                    workbook.add(row, Field.ITERATION, 1)
+                    workbook.set(row, Field.DUE, now)
+                    steps += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.ensure_future(tick_loop())
+    await asyncio.sleep(WARMUP)
+    start, before = time.perf_counter(), steps
+    await asyncio.sleep(seconds)
+    rate = (steps - before) / (time.perf_counter() - start)
+    running = False
+    await ticker
+    scanner.cancel()
+    await asyncio.gather(scanner, return_exceptions=True)
+    return rate
+
+
+async def wake_latency(users: int, window: float) -> dict[str, float]:
+    """100,000 timer waiters on the poller; each callback re-arms its user 2-4 s later."""
+    poller = Poller(MonotonicClock())
+    rank = poller.default_rank
+    rng = random.Random(1)
+    uniform = rng.uniform
+
+    def wake(handle: ProgressPollable) -> None:
+        poller.subscribe_timer(poller.now + uniform(2.0, 4.0), wake, handle.owner, rank)
+
+    now = poller.clock.now()
+    for row in range(users):
+        poller.subscribe_timer(now + uniform(0.0, 2.0), wake, row, rank)
+    return await _latency_window(poller, window, "")
+
+
+async def runner_wake_latency(users: int, window: float) -> dict[str, float]:
+    """The same through the Runner: 100,000 users thinking 2-4 s, writing the workbook."""
+    plan = plan_for(users, "{min: 2s, max: 4s}")
+    poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
+                    budget=plan.progress.poller.budget)  # fmt: skip
+    runner = Runner(plan, poller, seed=1)
+    runner.start()
+    result = await _latency_window(poller, window, "runner_", settle=4.2)
+    runner.cancel()
+    return result
+
+
+async def _latency_window(
+    poller: Poller, window: float, prefix: str, settle: float = 2.2
+) -> dict[str, float]:
+    main = asyncio.ensure_future(poller.run())
+    await asyncio.sleep(settle)  # every waiter has woken once: the wake rate is steady
+    poller.reset_statistics()
+    await asyncio.sleep(window)
+    stats = poller.statistics()
+    poller.stop()
+    await main
+    return {
+        f"{prefix}wake_latency_p50_ms": stats.wake_latency_p50_seconds * 1000,
+        f"{prefix}wake_latency_p99_ms": stats.wake_latency_p99_seconds * 1000,
+        f"{prefix}wake_latency_max_ms": stats.wake_latency_max_seconds * 1000,
+        f"{prefix}wake_latency_wakes_per_s": stats.handles_run / window,
+        f"{prefix}wake_iteration_ms_mean": stats.iteration_seconds_mean * 1000,
+    }
+
+
+def locust_figures() -> dict[str, Any]:
+    try:
+        import locust  # noqa: F401
+    except ImportError:
+        return {"locust_available": False}
+    return {"locust_available": True, "locust_note": "locust is importable; not measured here"}
+
+
+def measure(rounds: int, seconds: float) -> dict[str, Any]:
+    samples: dict[str, list[float]] = {}
+
+    def sample(key: str, make: Callable[[], Awaitable[float]]) -> None:
+        samples.setdefault(key, []).append(run_on_uvloop(make))
+
+    for _ in range(rounds):
+        sample("bare_loop_callbacks_per_s", lambda: bare_loop(100_000, seconds))
+        for users in SIZES:
+            sample(f"noop_steps_per_s_{users}", lambda u=users: progressd_noop(u, seconds))
+            sample(f"poller_noop_steps_per_s_{users}", lambda u=users: poller_noop(u, seconds))
+            sample(f"legacy_steps_per_s_{users}", lambda u=users: legacy_noop(u, seconds))
+    result: dict[str, Any] = {k: round(statistics.median(v)) for k, v in samples.items()}
+    bare = result["bare_loop_callbacks_per_s"]
+    ours = result["noop_steps_per_s_100000"]
+    result["ratio_vs_bare_loop"] = round(ours / bare, 3)
+    result["ratio_vs_legacy"] = round(ours / result["legacy_steps_per_s_100000"], 3)
+    result["ratio_vs_bare_loop_10000"] = round(result["noop_steps_per_s_10000"] / bare, 3)
+    result["ratio_vs_legacy_10000"] = round(
+        result["noop_steps_per_s_10000"] / result["legacy_steps_per_s_10000"], 3
+    )
+    result["poller_ratio_vs_bare_loop"] = round(result["poller_noop_steps_per_s_100000"] / bare, 3)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--window", type=float, default=3.0, help="latency window, seconds")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    result: dict[str, Any] = {"python": sys.version.split()[0], "uvloop": uvloop.__version__}
+    result.update(measure(args.rounds, args.seconds))
+    for bench in (wake_latency, runner_wake_latency):
+        latency = uvloop.run(bench(100_000, args.window))
+        result.update({k: round(v, 3) for k, v in latency.items()})
+    result.update(locust_figures())
+    result["bench_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
