@@ -310,3 +310,21 @@ def test_manager_moved_lease_gets_a_fresh_ttl() -> None:
     assert s.lease_ports() == {0: 2}  # re-leased at t=3: expires at t=8
     s.scheduler.advance(1.0)
     assert s.binding.leases == {}
+
+
+def test_manager_pool_records_show_check_action_load_and_members() -> None:
+    s = Setup("release", members="h:1-2")
+    s.manager.acquire(0, REQ)
+    s.manager.drain("p", "h:2")
+    (pool,) = s.manager.pool_records()
+    assert (pool.name, pool.check, pool.interval_s, pool.on_failure) == (
+        "p",
+        "scripted",
+        1.0,
+        "release",
+    )
+    assert pool.leases_active == 1 and pool.waiters == 0
+    assert [(m.address, m.state, m.holders) for m in pool.members] == [
+        ("h:1", "passing", 1),
+        ("h:2", "draining", 0),
+    ]

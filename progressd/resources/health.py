@@ -20,11 +20,13 @@ from dataclasses import dataclass
 
 from progressd.clock import Clock
 from progressd.resources.checks import HealthCheck, run_check
-from progressd.resources.members import CheckResult, Member
+from progressd.resources.members import CHECK_RESULTS, CheckResult, Member
 from progressd.resources.pool import Pool
+from progressd.resources.records import CheckStatistics
 from progressd.resources.seams import Cancellable, Scheduler
 
-Report = Callable[[str, str, CheckResult, str], None]
+Report = Callable[[str, str, CheckResult, str, float], None]
+"""``(pool, address, result, detail, duration_s)``: where a finished check's result goes."""
 
 
 @dataclass(slots=True)
@@ -62,6 +64,7 @@ class HealthMonitor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self.timeouts = 0
+        self.by_result: dict[str, int] = dict.fromkeys(CHECK_RESULTS, 0)
 
     def watch(self, pool: Pool, check: HealthCheck, interval: float, timeout: float) -> None:
         """Check every member of ``pool``; the first checks are due at once once started."""
@@ -97,9 +100,11 @@ class HealthMonitor:
         if slot is not None and slot.handle is not None:
             self._schedule(slot, slot.due)
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
+    def statistics(self) -> CheckStatistics:
+        """Checks run by result, timeouts, and checks in flight now."""
+        return CheckStatistics(
+            in_flight=len(self._tasks), by_result=dict(self.by_result), timeouts_total=self.timeouts
+        )
 
     async def wait_idle(self) -> None:
         """Wait until no check is in flight."""
@@ -145,7 +150,9 @@ class HealthMonitor:
         if detail.startswith("timed out"):
             self.timeouts += 1
         try:
-            self._report(slot.pool, member.address, result, detail)
+            self.by_result[result] += 1
+            duration = self._clock.now() - started
+            self._report(slot.pool, member.address, result, detail, duration)
         finally:
             if self._started:
                 self._schedule(slot, max(self._clock.now(), started + plan.interval))

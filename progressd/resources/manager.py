@@ -37,16 +37,16 @@ from progressd.errors import ResourceError
 from progressd.resources.checks import HealthCheck, build_check
 from progressd.resources.health import HealthMonitor
 from progressd.resources.leases import Lease, LeaseRequest, LeaseTable
-from progressd.resources.members import CHECK_RESULTS, CheckResult, Member
+from progressd.resources.members import CheckResult, Member
 from progressd.resources.pool import Pool
 from progressd.resources.records import (
     CheckCompleted,
-    CheckStatistics,
     FailureAction,
     LeaseRecord,
     MemberRecord,
     MemberTransition,
     OnFailure,
+    PoolRecord,
     PoolStatistics,
     ReleaseReason,
     ResourceStatistics,
@@ -85,7 +85,7 @@ class ResourceManager:
         self._check_factory = check_factory
         self._events: EventSink = events if events is not None else NullSink()
         self.pools: dict[str, Pool] = {}
-        self._on_failure: dict[str, OnFailure] = {}
+        self._configs: dict[str, PoolConfig] = {}
         self.health = HealthMonitor(
             clock, scheduler, self.record_result, high_class=high_class, low_class=low_class
         )
@@ -99,7 +99,6 @@ class ResourceManager:
             expiry_class=expiry_class,
             on_inheritance=self.health.reclass,
         )
-        self._by_result: dict[str, int] = dict.fromkeys(CHECK_RESULTS, 0)
         self._transitions = self._rollbacks = self._rolled_rows = 0
         self._aborts = 0
 
@@ -128,7 +127,7 @@ class ResourceManager:
         except ValueError as exc:
             raise ResourceError(f"resources.ip-port-pool.{name}: {exc}") from exc
         self.pools[name] = pool
-        self._on_failure[name] = "rollback" if check is None else check.on_failure
+        self._configs[name] = config
         if check is not None and probe is not None:
             self.health.watch(pool, probe, check.interval_s, check.timeout_s)
         return pool
@@ -142,7 +141,7 @@ class ResourceManager:
         pool = self._pool(name)
         rows = self.leases.drop_pool(pool)
         self.health.unwatch(pool)
-        del self.pools[name], self._on_failure[name]
+        del self.pools[name], self._configs[name]
         return rows
 
     def start(self) -> None:
@@ -174,7 +173,12 @@ class ResourceManager:
     # -- health ---------------------------------------------------------------------------------
 
     def record_result(
-        self, pool_name: str, address: str, result: CheckResult, detail: str = ""
+        self,
+        pool_name: str,
+        address: str,
+        result: CheckResult,
+        detail: str = "",
+        duration_s: float = 0.0,
     ) -> None:
         """Feed one check result for a member (checks call this; so may external reports).
 
@@ -182,11 +186,12 @@ class ResourceManager:
             ResourceError: for an unknown pool or member.
         """
         pool, member = self._member(pool_name, address)
-        self._by_result[result] += 1
         now = self._clock.now()
-        self._events.emit(CheckCompleted(
-            pool=pool_name, member=address, result=result, detail=detail, duration_s=0.0, at=now
-        ))  # fmt: skip
+        completed = CheckCompleted(
+            pool=pool_name, member=address, result=result, detail=detail, duration_s=duration_s,
+            at=now,
+        )  # fmt: skip
+        self._events.emit(completed)
         was = member.health
         transition = member.record(result, detail)
         if transition is None:
@@ -223,7 +228,8 @@ class ResourceManager:
         return self._member_record(member)
 
     def _fail(self, pool: Pool, member: Member, cause: str) -> None:
-        action = self._on_failure[pool.name]
+        check = self._configs[pool.name].health_check
+        action: OnFailure = "rollback" if check is None else check.on_failure
         leases = self.leases.leases_on(pool.name, member)
         rows = [row for lease in leases for row in lease.rows]
         reason = f"{pool.name}/{member.address} critical ({cause})"
@@ -263,6 +269,23 @@ class ResourceManager:
             if run is None or self.pools[lease.request.pool].run in (None, run)
         ]
 
+    def pool_records(self) -> list[PoolRecord]:
+        """Every pool with its check, failure action, load and members (``GET /v1/pools``)."""
+        return [self._pool_record(pool) for pool in self.pools.values()]
+
+    def _pool_record(self, pool: Pool) -> PoolRecord:
+        check = self._configs[pool.name].health_check
+        return PoolRecord(
+            name=pool.name,
+            run=pool.run,
+            check=None if check is None else check.kind,
+            interval_s=None if check is None else check.interval_s,
+            on_failure="rollback" if check is None else check.on_failure,
+            leases_active=pool.count_holders(),
+            waiters=self.leases.waiters(pool.name),
+            members=tuple(self._member_record(m) for m in pool.members.values()),
+        )
+
     def member_records(self, pool_name: str) -> list[MemberRecord]:
         """The members of a pool with their state, load and inherited check class.
 
@@ -277,11 +300,7 @@ class ResourceManager:
         return ResourceStatistics(
             pools=tuple(self._pool_statistics(pool) for pool in self.pools.values()),
             leases=lease_stats,
-            checks=CheckStatistics(
-                in_flight=self.health.in_flight,
-                by_result=dict(self._by_result),
-                timeouts_total=self.health.timeouts,
-            ),
+            checks=self.health.statistics(),
             transitions_total=self._transitions,
             rollbacks_triggered_total=self._rollbacks,
             rows_rolled_back_total=self._rolled_rows,

@@ -98,6 +98,19 @@ class MemberRecord(_Record, frozen=True):
     last_detail: str
 
 
+class PoolRecord(_Record, frozen=True):
+    """One pool as the control socket shows it (``GET /v1/pools``)."""
+
+    name: str
+    run: str | None
+    check: str | None
+    interval_s: float | None
+    on_failure: OnFailure
+    leases_active: int
+    waiters: int
+    members: tuple[MemberRecord, ...]
+
+
 class PoolStatistics(_Record, frozen=True):
     """Per-pool figures: members by state, leases held, users waiting."""
 
