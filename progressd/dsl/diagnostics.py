@@ -174,6 +174,10 @@ def _bad_choice(value: Any, annotation: Any) -> str:
 def _expected(message: str, annotation: Any, value: Any) -> str:
     if _is_duration(annotation):
         return f"{DURATION_HINT}, got {_show(value)}"
+    struct = _struct_in(annotation)
+    if struct is not None and set(_strip(Duration)) <= set(_strip(annotation)):
+        fields = ", ".join(f.encode_name for f in msgspec.structs.fields(struct))
+        return f"{DURATION_HINT} or a mapping {{{fields}}}, got {_show(value)}"
     literal = [alt for alt in _strip(annotation) if get_origin(alt) is Literal]
     if literal and len(literal) == len([a for a in _strip(annotation) if a is not type(None)]):
         return _bad_choice(value, annotation)

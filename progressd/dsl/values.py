@@ -64,24 +64,11 @@ def condition_at(source: str, path: Path) -> Condition:
     return Condition(source=source, fields=tuple(sorted(compiled.fields)))
 
 
-def check_json_templates(value: object, path: Path) -> None:
-    """Compile every templated string leaf of a JSON body. Raises: SpecError on a bad one."""
-    if isinstance(value, str) and has_placeholders(value):
-        template_at(value, path)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_json_templates(item, (*path, index))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_json_templates(item, (*path, str(key)))
-
-
 def _quote(source: str) -> str:
     return f'"{source}"' if len(source) <= 80 else f'"{source[:77]}..."'
 
 
 __all__ = [
-    "check_json_templates",
     "condition_at",
     "duration_at",
     "optional_duration_at",
