@@ -317,12 +317,8 @@ def test_manager_pool_records_show_check_action_load_and_members() -> None:
     s.manager.acquire(0, REQ)
     s.manager.drain("p", "h:2")
     (pool,) = s.manager.pool_records()
-    assert (pool.name, pool.check, pool.interval_s, pool.on_failure) == (
-        "p",
-        "scripted",
-        1.0,
-        "release",
-    )
+    assert (pool.name, pool.check, pool.on_failure) == ("p", "tcp", "release")
+    assert pool.interval_s == 1.0
     assert pool.leases_active == 1 and pool.waiters == 0
     assert [(m.address, m.state, m.holders) for m in pool.members] == [
         ("h:1", "passing", 1),
