@@ -6,7 +6,11 @@ it never runs on a hot path.
 
 from __future__ import annotations
 
+from array import array
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from progressd.workbook.fields import Field, Status
 from progressd.workbook.model import ProgressTotals
@@ -62,3 +66,27 @@ class Aggregates:
             milestone_current=tuple(self.milestone_current),
             milestone_reached=tuple(self.milestone_reached),
         )
+
+
+def recount(
+    columns: Sequence[array[Any]], reached: bytearray, stride: int, agg: Aggregates
+) -> ProgressTotals:
+    """Recompute the totals by scanning every row (history counters come from ``agg``)."""
+    c = columns
+    statuses = Counter(c[Field.STATUS])
+    current = Counter(c[Field.MILESTONE])
+    counts = [0] * agg.milestone_count
+    for m in range(agg.milestone_count):
+        byte, bit = m >> 3, 1 << (m & 7)
+        counts[m] = sum(1 for b in reached[byte :: stride or 1] if b & bit)
+    return ProgressTotals(
+        rows=agg.rows,
+        done_work=int(sum(c[Field.DONE])),
+        errors=int(sum(c[Field.ERRORS])),
+        rework=agg.rework,
+        rollbacks=agg.rollbacks,
+        milestone_reaches=agg.milestone_reaches,
+        status_counts=tuple(statuses[s] for s in Status),
+        milestone_current=tuple(current[m] for m in range(agg.milestone_count)),
+        milestone_reached=tuple(counts),
+    )

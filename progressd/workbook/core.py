@@ -8,14 +8,12 @@ storage lives in ``columns`` and ``stable``, totals in ``aggregates``, staged wr
 from __future__ import annotations
 
 import sys
-from array import array
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from progressd.errors import StateError
-from progressd.workbook.aggregates import Aggregates
+from progressd.workbook.aggregates import Aggregates, recount
 from progressd.workbook.columns import ColdStore, HotColumns
 from progressd.workbook.fields import (
     ADDABLE_FIELDS,
@@ -27,6 +25,8 @@ from progressd.workbook.fields import (
     Field,
     RollbackReason,
     Status,
+    check_value,
+    field_name,
 )
 from progressd.workbook.model import (
     JournalEntry,
@@ -38,6 +38,7 @@ from progressd.workbook.snapshot import (
     FORMAT,
     Codec,
     StableSnapshot,
+    decode_columns,
     decode_snapshot,
     encode_snapshot,
     native_byteorder,
@@ -47,7 +48,6 @@ from progressd.workbook.staging import OpKind, StagedOp, Staging
 
 _START = (0, 0, 0, int(Status.PENDING), -1)
 STABLE_TYPECODES = tuple(HOT_TYPECODES[f] for f in STABLE_FIELDS)
-_SCRATCH = {f: array(t, [0]) for f, t in HOT_TYPECODES.items()}
 _COLD = frozenset(COLD_FIELDS)
 
 
@@ -161,7 +161,7 @@ class Workbook:
         """A hot field's committed value."""
         self._check_row(row)
         if field in _COLD or not 0 <= field < len(self._cols):
-            raise StateError(f"{_name(field)} is not a hot field; read it with get_cold()")
+            raise StateError(f"{field_name(field)} is not a hot field; read it with get_cold()")
         value: int | float = self._cols[field][row]
         return value
 
@@ -199,8 +199,8 @@ class Workbook:
             lease=int(c[Field.LEASE][row]),
             due=float(c[Field.DUE][row]),
             errors=int(c[Field.ERRORS][row]),
-            milestone=self._milestone_name(int(c[Field.MILESTONE][row])),
-            stable_milestone=self._milestone_name(self.stable_milestone(row)),
+            milestone=self._milestonefield_name(int(c[Field.MILESTONE][row])),
+            stable_milestone=self._milestonefield_name(self.stable_milestone(row)),
             vars=self._cold.get(row, Field.VARS),
             error_text=_as_text(self._cold.get(row, Field.ERROR_TEXT)),
             payload=self._cold.get(row, Field.PAYLOAD),
@@ -212,8 +212,8 @@ class Workbook:
         """Set a hot field (last writer wins). A value equal to the current one commits nothing."""
         self._check_row(row)
         if field not in SETTABLE_FIELDS:
-            raise StateError(f"{_name(field)} cannot be set directly")
-        _check_fits(field, value)
+            raise StateError(f"{field_name(field)} cannot be set directly")
+        check_value(field, value)
         if self._staging is not None:
             self._staging.stage_set(row, field, value)
         elif self._write_hot(row, field, value):
@@ -223,7 +223,7 @@ class Workbook:
         """Add ``delta`` to a counter or pointer (staged adds to one field are summed)."""
         self._check_row(row)
         if field not in ADDABLE_FIELDS:
-            raise StateError(f"{_name(field)} is not a counter; use set()")
+            raise StateError(f"{field_name(field)} is not a counter; use set()")
         if self._staging is not None:
             self._staging.stage_add(row, field, delta)
         elif delta and self._write_hot(row, field, self._cols[field][row] + delta):
@@ -321,24 +321,7 @@ class Workbook:
 
     def recount(self) -> ProgressTotals:
         """The totals recomputed by scanning every row: for tests and audits, never hot."""
-        c = self._cols
-        statuses = Counter(c[Field.STATUS])
-        current = Counter(c[Field.MILESTONE])
-        reached = [0] * len(self._milestones)
-        for m in range(len(self._milestones)):
-            byte, bit = m >> 3, 1 << (m & 7)
-            reached[m] = sum(1 for b in self._reached[byte :: self._stride or 1] if b & bit)
-        return ProgressTotals(
-            rows=self._rows,
-            done_work=int(sum(c[Field.DONE])),
-            errors=int(sum(c[Field.ERRORS])),
-            rework=self._agg.rework,
-            rollbacks=self._agg.rollbacks,
-            milestone_reaches=self._agg.milestone_reaches,
-            status_counts=tuple(statuses[s] for s in Status),
-            milestone_current=tuple(current[m] for m in range(len(self._milestones))),
-            milestone_reached=tuple(reached),
-        )
+        return recount(self._cols, self._reached, self._stride, self._agg)
 
     def statistics(self) -> WorkbookStatistics:
         return WorkbookStatistics(
@@ -405,9 +388,9 @@ class Workbook:
 
     def _check_cold(self, field: Field) -> None:
         if field not in _COLD:
-            raise StateError(f"{_name(field)} is not a cold field; use get()/set()")
+            raise StateError(f"{field_name(field)} is not a cold field; use get()/set()")
 
-    def _milestone_name(self, index: int) -> str | None:
+    def _milestonefield_name(self, index: int) -> str | None:
         return None if index < 0 else self._milestones[index]
 
     def _write_hot(self, row: int, field: Field, value: int | float) -> bool:
@@ -418,7 +401,9 @@ class Workbook:
         try:
             column[row] = value
         except (OverflowError, TypeError) as exc:
-            raise StateError(f"{_name(field)}={value!r} does not fit row {row}: {exc}") from None
+            raise StateError(
+                f"{field_name(field)}={value!r} does not fit row {row}: {exc}"
+            ) from None
         self._agg.on_change(field, old, column[row])
         return True
 
@@ -495,13 +480,7 @@ class Workbook:
         )
 
     def _load_snapshot(self, snap: StableSnapshot) -> None:
-        swap = snap.byteorder != native_byteorder()
-        columns = [_column(t, b, swap) for t, b in zip(STABLE_TYPECODES, snap.columns, strict=True)]
-        errors = _column("I", snap.errors, swap)
-        if any(len(c) != self._rows for c in [*columns, errors]) or len(snap.reached) != len(
-            self._reached
-        ):
-            raise StateError("stable snapshot is inconsistent: column lengths differ from rows")
+        columns, errors = decode_columns(snap, STABLE_TYPECODES, len(self._reached))
         self._stable.load_columns(columns)
         for row in range(self._rows):
             if errors[row]:
@@ -557,34 +536,5 @@ _JOURNAL_ENTRY_BYTES = sys.getsizeof(JournalEntry(kind="rollback", row=0, milest
 _STAGED_OP_BYTES = sys.getsizeof(StagedOp(OpKind.SET, 0, 0, 0)) + 32  # + its index entry
 
 
-def _column(typecode: str, data: bytes, swap: bool) -> array[int]:
-    column = array(typecode)
-    try:
-        column.frombytes(data)
-    except ValueError as exc:
-        raise StateError(f"stable snapshot is corrupt: {exc}") from None
-    if swap:
-        column.byteswap()
-    return column
-
-
-def _name(field: Field | int) -> str:
-    try:
-        return Field(field).name.lower()
-    except ValueError:
-        return f"field {field!r}"
-
-
 def _as_text(value: object | None) -> str | None:
     return None if value is None else str(value)
-
-
-def _check_fits(field: Field, value: int | float) -> None:
-    if field == Field.STATUS and not (isinstance(value, int) and 0 <= value < len(Status)):
-        raise StateError(f"status={value!r} is not a Status (0..{len(Status) - 1})")
-    if field != Field.DUE and not isinstance(value, int):
-        raise StateError(f"{_name(field)}={value!r}: expected an integer")
-    try:
-        _SCRATCH[field][0] = value  # type: ignore[assignment]
-    except (OverflowError, TypeError) as exc:
-        raise StateError(f"{_name(field)}={value!r} does not fit its column: {exc}") from None

@@ -7,8 +7,11 @@ dirty mask, so a row's changed fields are one small integer.
 
 from __future__ import annotations
 
+from array import array
 from enum import IntEnum
 from typing import Final, Literal
+
+from progressd.errors import StateError
 
 
 class Status(IntEnum):
@@ -128,3 +131,31 @@ ROLLBACK_REASONS: Final = frozenset(
 def fields_in(mask: int) -> list[Field]:
     """The fields whose bits are set in ``mask``, in field order."""
     return [f for f in Field if mask & (1 << f.value)]
+
+
+_SCRATCH: Final = {f: array(t, [0]) for f, t in HOT_TYPECODES.items()}
+
+
+def field_name(field: Field | int) -> str:
+    """``Field.DONE`` -> ``"done"``; unknown numbers are named as such."""
+    try:
+        return Field(field).name.lower()
+    except ValueError:
+        return f"field {field!r}"
+
+
+def check_value(field: Field, value: int | float) -> None:
+    """Check that ``value`` fits hot field ``field`` without writing it.
+
+    Raises:
+        StateError: when it is not an integer (``DUE`` takes floats), not a ``Status``, or
+            does not fit the column's type.
+    """
+    if field == Field.STATUS and not (isinstance(value, int) and 0 <= value < len(Status)):
+        raise StateError(f"status={value!r} is not a Status (0..{len(Status) - 1})")
+    if field != Field.DUE and not isinstance(value, int):
+        raise StateError(f"{field_name(field)}={value!r}: expected an integer")
+    try:
+        _SCRATCH[field][0] = value  # type: ignore[assignment]
+    except (OverflowError, TypeError) as exc:
+        raise StateError(f"{field_name(field)}={value!r} does not fit its column: {exc}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import lzma
 import sys
 import zlib
+from array import array
 from typing import Any, Final, Literal
 
 import msgspec
@@ -88,3 +89,32 @@ def decode_snapshot(data: bytes) -> StableSnapshot:
 
 def native_byteorder() -> Literal["little", "big"]:
     return "little" if sys.byteorder == "little" else "big"
+
+
+def decode_columns(
+    snapshot: StableSnapshot, typecodes: tuple[str, ...], reached_bytes: int
+) -> tuple[list[array[int]], array[int]]:
+    """The stable columns and the error column as native arrays, checked against ``rows``.
+
+    Raises:
+        StateError: when a column has the wrong length or the bitmap the wrong size.
+    """
+    swap = snapshot.byteorder != native_byteorder()
+    pairs = zip(typecodes, snapshot.columns, strict=True)
+    columns = [_column(t, data, swap) for t, data in pairs]
+    errors = _column("I", snapshot.errors, swap)
+    lengths = {len(c) for c in [*columns, errors]}
+    if lengths != {snapshot.rows} or len(snapshot.reached) != reached_bytes:
+        raise StateError("stable snapshot is inconsistent: column lengths differ from its rows")
+    return columns, errors
+
+
+def _column(typecode: str, data: bytes, swap: bool) -> array[int]:
+    column = array(typecode)
+    try:
+        column.frombytes(data)
+    except ValueError as exc:
+        raise StateError(f"stable snapshot is corrupt: {exc}") from None
+    if swap:
+        column.byteswap()
+    return column
