@@ -11,16 +11,22 @@ machine moves all of them together and the ratios stay meaningful.
   writes done work and the iteration into the columnar ``Workbook``, and subscribes the next
   timer pollable. ``ratio_vs_bare_loop`` and ``ratio_vs_legacy`` are the 100,000-user figure
   over the two baselines.
+- ``noop_steps_per_s_100000_null_store``: the same run with the workbook's ``add``/``set`` made
+  no-ops — the runner and poller without the store's per-write cost (a diagnostic ceiling).
 - ``poller_noop_steps_per_s_{10000,100000}``: the poller alone (each handle's callback
   subscribes the next one-shot handle; no runner, no workbook) — the scheduling share.
 - ``legacy_steps_per_s_{10000,100000}``: the legacy polling model doing the same work: users
   are ``LegacyWorkbook`` dicts, a loop polls every user each tick for ``due <= now`` and runs
   the due ones (done work, iteration, next due), and ``scan_forever(0.05)`` finds changes by
   comparing every user with its last copy; it yields to the loop once per tick.
-- ``wake_latency_p50_ms`` / ``wake_latency_p99_ms``: 100,000 users thinking 2-4 s (uniform),
-  run by the Runner on ``Poller.run()`` with the monotonic clock; due instant to run, from
-  the poller's histogram (bucket upper bounds: never below the true value) over a 3 s window
-  after every user has woken at least once. ``wake_latency_max_ms`` is exact.
+- ``wake_latency_p50_ms`` / ``wake_latency_p99_ms``: 100,000 timer waiters on ``Poller.run()``
+  (monotonic clock), each re-arming 2-4 s (uniform) after it wakes (~33k wakes/s); due instant
+  to run, from the poller's histogram (bucket upper bounds: never below the true value) over a
+  3 s window after every waiter has woken once. ``wake_latency_max_ms`` is exact.
+  ``runner_wake_latency_*``: the same with 100,000 Runner users thinking 2-4 s (each wake also
+  writes the workbook).
+- ``loadavg_1m``: the machine's 1-minute load average when the run ended (other processes
+  competing for the two cores inflate latency and deflate every rate alike).
 - ``locust_tasks_per_s``: only when Locust is importable (``locust_available``).
 
 Usage: python perf/poller.py [--rounds 3] [--seconds 1.0]
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -45,7 +52,7 @@ from progressd.dsl import Plan, load_plan_text
 from progressd.legacy import LegacyWorkbook
 from progressd.poller import Poller, ProgressPollable
 from progressd.runner import Runner
-from progressd.workbook import Field
+from progressd.workbook import Field, Workbook
 
 SIZES = (10_000, 100_000)
 WARMUP = 0.3
@@ -89,11 +96,23 @@ async def bare_loop(chains: int, seconds: float) -> float:
     return rate
 
 
-async def progressd_noop(users: int, seconds: float) -> float:
+class NullWriteWorkbook(Workbook):
+    """A ``Workbook`` whose per-step writes (``add``/``set``) do nothing: measures the runner and
+    poller without the store's write cost — the ceiling a cheaper write path could approach.
+    Reported separately (``*_null_store``), never as the progressd figure."""
+
+    def add(self, row: int, field: Field, delta: int | float) -> None:
+        return None
+
+    def set(self, row: int, field: Field, value: int | float) -> None:
+        return None
+
+
+async def progressd_noop(users: int, seconds: float, *, null_store: bool = False) -> float:
     plan = plan_for(users, "0s")
     poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
                     budget=plan.progress.poller.budget)  # fmt: skip
-    runner = Runner(plan, poller)
+    runner = Runner(plan, poller, NullWriteWorkbook(()) if null_store else None)
     main = asyncio.ensure_future(poller.run())
     runner.start()
     poller.notify()
@@ -241,6 +260,10 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
             sample(f"noop_steps_per_s_{users}", lambda u=users: progressd_noop(u, seconds))
             sample(f"poller_noop_steps_per_s_{users}", lambda u=users: poller_noop(u, seconds))
             sample(f"legacy_steps_per_s_{users}", lambda u=users: legacy_noop(u, seconds))
+        sample(
+            "noop_steps_per_s_100000_null_store",
+            lambda: progressd_noop(100_000, seconds, null_store=True),
+        )
     result: dict[str, Any] = {k: round(statistics.median(v)) for k, v in samples.items()}
     bare = result["bare_loop_callbacks_per_s"]
     ours = result["noop_steps_per_s_100000"]
@@ -249,6 +272,9 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
     result["ratio_vs_bare_loop_10000"] = round(result["noop_steps_per_s_10000"] / bare, 3)
     result["ratio_vs_legacy_10000"] = round(
         result["noop_steps_per_s_10000"] / result["legacy_steps_per_s_10000"], 3
+    )
+    result["null_store_ratio_vs_bare_loop"] = round(
+        result["noop_steps_per_s_100000_null_store"] / bare, 3
     )
     result["poller_ratio_vs_bare_loop"] = round(result["poller_noop_steps_per_s_100000"] / bare, 3)
     return result
@@ -268,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         result.update({k: round(v, 3) for k, v in latency.items()})
     result.update(locust_figures())
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
+    result["loadavg_1m"] = os.getloadavg()[0]
+    result["cpus"] = os.cpu_count()
     print(json.dumps(result))
     return 0
 

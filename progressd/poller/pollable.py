@@ -146,12 +146,13 @@ class ProgressPollable:
     def poller(self) -> Poller:
         return self._poller
 
-    def cancel(self) -> bool:
-        """Withdraw the handle in O(1); see ``Poller.cancel``."""
-        return self._poller.cancel(self)
+    def cancel(self) -> None:
+        """Withdraw the handle in O(1) (a no-op once fired); see ``Poller.cancel``."""
+        self._poller.cancel(self)
 
     async def wait_ready(self) -> None:
-        """Wait until the handle has fired (``block`` in the WIT).
+        """Wait until ``ready()`` (``block`` in the WIT): at once when it already is, else
+        until the poller runs it.
 
         Raises:
             StateError: when the handle is cancelled, before or while waiting.
