@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from progressd.dsl import ExpressionError, compile_condition, compile_template, load_plan_text
+from progressd.dsl import (
+    ExpressionError,
+    RenderError,
+    compile_condition,
+    compile_template,
+    load_plan_text,
+)
 from progressd.errors import DslError
 
 PAYLOADS = [
@@ -101,7 +107,7 @@ def test_condition_fields_are_exact(expression: str, fields: set[str]) -> None:
 
 def test_repetition_is_bounded_at_run_time() -> None:
     condition = compile_condition("vars.s * vars.n")
-    with pytest.raises(OverflowError):
+    with pytest.raises(RenderError, match="repetition longer than 100000"):
         condition.evaluate({"vars": {"s": "x", "n": 10**9}})
     assert compile_condition("vars.s * 3").evaluate({"vars": {"s": "x"}})
 

@@ -121,3 +121,23 @@ def test_template_simple_split_agrees_with_jinja_lexer(pieces: list[str]) -> Non
     simple = templates_module._split_simple(source)
     if simple is not None:
         assert simple == templates_module._split_lexed(source)
+
+
+def test_condition_on_missing_field_is_false_and_bad_values_raise() -> None:
+    assert compile_condition("user.id > 3").evaluate({}) is False
+    with pytest.raises(RenderError, match="not supported"):
+        compile_condition("vars.a > 3").evaluate({"vars": {"a": "x"}})
+    with pytest.raises(RenderError, match="division by zero"):
+        compile_template("{{ 1 / vars.z }}").render({"vars": {"z": 0}})
+
+
+def test_milestone_identity_is_its_name_not_the_step_name() -> None:
+    plan = load_plan_text(
+        "version: 2\nname: t\nresources: {ip-port-pool: {p: {members: [h:1]}}}\n"
+        "load:\n  scenarios:\n    - name: s\n"
+        "      resource_lease: {pool: p, release-on: milestone:paid}\n"
+        "      steps: [{think: 1s}, {name: pay-step, milestone: paid}]\n",
+        cache=None,
+    )
+    assert plan.scenarios[0].milestones == ("paid",)
+    assert plan.scenarios[0].steps[1].name == "pay-step"

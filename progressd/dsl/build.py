@@ -135,7 +135,7 @@ def _scenario(scenario: Scenario, path: Path, pools: set[str], doc_vars: set[str
     steps = _normalise_weights(builder.build(scenario.steps))
     _check_unique_names(steps, (*path, "steps"))
     _check_vars(builder, doc_vars)
-    milestones = tuple(step.name for step in steps if step.is_milestone)
+    milestones = tuple(s.spec.name for s in steps if isinstance(s.spec, MilestoneSpec))
     iterations, duration = _bounds(scenario, path)
     work_steps = sum(1 for step in steps if not step.is_milestone)
     work_per_user = None if iterations is None else work_steps * iterations

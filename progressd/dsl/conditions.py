@@ -5,7 +5,9 @@ A condition is written ``"{{ vars.token }}"`` or as a bare expression ``"vars.to
 the sandbox (``sandbox.py``), records the exact fields it reads (``fields``) so the runner
 re-evaluates it only when one of them changed, and picks the cheapest evaluator: a plain
 field lookup is read straight from the context (missing -> false); anything else calls
-Jinja2's compiled expression in the sandbox.
+Jinja2's compiled expression in the sandbox. A comparison or arithmetic on a missing field
+is false too; an expression that fails on the values it got (``"a" > 1``) raises
+``RenderError`` so the runner can fail that one step instead of the loop.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from progressd.dsl.context import Context
+from jinja2.exceptions import SecurityError, UndefinedError
+
+from progressd.dsl.context import Context, RenderError
 from progressd.dsl.sandbox import CONDITION_ENV, ExpressionError, analyse, compile_evaluator
 
 _WRAPPED = re.compile(r"\A\s*\{\{(?P<expr>.*)\}\}\s*\Z", re.DOTALL)
 _MISSING = (KeyError, IndexError, TypeError)
+_RUNTIME = (TypeError, ValueError, ArithmeticError, LookupError, SecurityError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +38,18 @@ class CompiledCondition:
     _evaluate: Callable[[Context], Any]
 
     def evaluate(self, ctx: Context) -> bool:
-        """Truth of the condition for one context (missing fields are false)."""
-        return bool(self._evaluate(ctx))
+        """Truth of the condition for one context; a missing field makes it false.
+
+        Raises:
+            RenderError: when the expression fails on the values it got (``"a" > 1``,
+                division by zero, a repetition over the sandbox's limit).
+        """
+        try:
+            return bool(self._evaluate(ctx))
+        except UndefinedError:
+            return False
+        except _RUNTIME as exc:
+            raise RenderError(f"condition {self.source!r}: {exc}") from None
 
 
 def unwrap(source: str) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2.exceptions import TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
 from progressd.dsl.context import Context, RenderError
 from progressd.dsl.sandbox import TEMPLATE_ENV, ExpressionError, analyse, compile_evaluator
@@ -40,7 +40,8 @@ _SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _NEEDS_LEXER = re.compile(r"[\"'{}]")
 _STATEMENT_TOKENS = frozenset({"block_begin", "raw_begin", "linestatement_begin"})
-_MISSING = (KeyError, IndexError, TypeError, UndefinedError)
+_MISSING = (KeyError, IndexError, UndefinedError)
+_RUNTIME = (TypeError, ValueError, ArithmeticError, SecurityError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +58,15 @@ class CompiledTemplate:
         """The string for one context.
 
         Raises:
-            RenderError: when a field the template reads is missing from ``ctx``.
+            RenderError: when a field the template reads is missing from ``ctx``, or an
+                expression fails on the values it got.
         """
         try:
             return self._render(ctx)
         except _MISSING as exc:
             raise RenderError(f"template {self.source!r}: missing field ({exc})") from None
+        except _RUNTIME as exc:
+            raise RenderError(f"template {self.source!r}: {exc}") from None
 
 
 def has_placeholders(text: str) -> bool:

@@ -27,7 +27,7 @@ import msgspec
 
 from progressd.dsl.conditions import CompiledCondition, compile_condition
 from progressd.dsl.context import Context
-from progressd.dsl.schema import Registers, Timeline
+from progressd.dsl.schema import Registers, StepKind, Timeline
 from progressd.dsl.templates import CompiledTemplate, compile_template
 
 
@@ -179,7 +179,6 @@ class MilestoneSpec(Record, frozen=True, kw_only=True, tag="milestone", tag_fiel
 
 
 StepSpec = HttpSpec | ThinkSpec | ExecSpec | ExternalSpec | MilestoneSpec
-StepKind = Literal["http", "think", "exec", "external", "milestone"]
 
 
 class StepPlan(Record, frozen=True, kw_only=True):
