@@ -311,8 +311,8 @@ class EventBus:
         if self._urgent:
             delivered += self._flush_pending("priority", now)
         size = self.config.max_batch_size
-        while len(self._pending) >= size:
-            delivered += self._deliver(self._take(size), "size", now)
+        while len(self._pending) >= size and self._flush_batch("size", now):
+            delivered += 1
         since = self._pending_since
         if since is not None and now - since >= self.config.flush_interval:
             delivered += self._flush_pending("interval", now)
@@ -324,7 +324,7 @@ class EventBus:
         if not force and self._refuse_stalled(now):
             return 0
         self._collect(now)
-        return self._flush_pending("explicit", now)
+        return self._flush_pending("explicit", now, force=force)
 
     def next_deadline(self) -> float | None:
         """When ``flush_due`` next has work: now if the workbook has uncollected changes, the
@@ -366,9 +366,7 @@ class EventBus:
 
     def _refuse_stalled(self, now: float) -> bool:
         if self.stalled:
-            if self._stalled_since is None:
-                self._stalled_since = now
-            self._stalls += 1
+            self._note_stall(now)
             return True
         if self._stalled_since is not None:
             self._stall_seconds += now - self._stalled_since
@@ -441,15 +439,26 @@ class EventBus:
         self._pending_since = None if not self._pending else self._pending[0].at
         return taken
 
-    def _flush_pending(self, reason: FlushReason, now: float) -> int:
+    def _note_stall(self, now: float) -> None:
+        if self._stalled_since is None:
+            self._stalled_since = now
+        self._stalls += 1
+
+    def _flush_pending(self, reason: FlushReason, now: float, *, force: bool = False) -> int:
         delivered = 0
-        while self._pending:
-            delivered += self._deliver(self._take(self.config.max_batch_size), reason, now)
+        while self._pending and self._flush_batch(reason, now, force=force):
+            delivered += 1
         return delivered
 
-    def _deliver(self, events: list[ProgressEvent], reason: FlushReason, now: float) -> int:
-        if not events:
-            return 0
+    def _flush_batch(self, reason: FlushReason, now: float, *, force: bool = False) -> bool:
+        """Deliver one batch from the pending queue unless a full queue subscriber refuses."""
+        if not force and self.stalled:
+            self._note_stall(now)
+            return False
+        self._deliver(self._take(self.config.max_batch_size), reason, now)
+        return True
+
+    def _deliver(self, events: list[ProgressEvent], reason: FlushReason, now: float) -> None:
         batch = Batch(seq=self._batch_seq, reason=reason, at=now, events=tuple(events))
         self._batch_seq += 1
         self._flushes[reason] += 1
@@ -461,7 +470,6 @@ class EventBus:
         except StateError:
             self._subscriber_errors += 1
             _log.exception("a subscriber staged a write the workbook rejected")
-        return 1
 
     def _offer(self, sub: Subscription, batch: Batch) -> None:
         if not sub.topics >= TOPICS:
