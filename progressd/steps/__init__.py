@@ -1,4 +1,12 @@
-"""Step executors, one module per step kind."""
+"""Step executors, one module per step kind, and the per-scenario metrics they count into.
+
+The runner runs ``think``, ``milestone`` and ``when:`` itself; the I/O kinds go through an
+executor from this package (``runner/executors.py`` describes the seam)::
+
+    Runner(plan, poller, executors={"http": HttpStepExecutor(client),
+                                    "exec": ExecStepExecutor(),
+                                    "external": ExternalStepExecutor(mailbox, loop.time)})
+"""
 
 from __future__ import annotations
 
@@ -8,14 +16,26 @@ from progressd.steps.exec import (
     ExecResult,
     ExecSpec,
     ExecStartError,
+    ExecStepExecutor,
     start_exec,
 )
+from progressd.steps.external import ExternalStepExecutor
+from progressd.steps.http import DEFAULT_TIMEOUT_S, HttpStepExecutor, extract_path
+from progressd.steps.metrics import ERROR_CLASSES, ScenarioMetrics, StepMetrics
 
 __all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "ERROR_CLASSES",
     "ExecHandle",
     "ExecOutcome",
     "ExecResult",
     "ExecSpec",
     "ExecStartError",
+    "ExecStepExecutor",
+    "ExternalStepExecutor",
+    "HttpStepExecutor",
+    "ScenarioMetrics",
+    "StepMetrics",
+    "extract_path",
     "start_exec",
 ]

@@ -29,7 +29,11 @@ from typing import Literal
 
 import msgspec
 
-from progressd.errors import ProgressdError
+from progressd.dsl import Context, RenderError, StepPlan
+from progressd.dsl import ExecSpec as ExecStepSpec
+from progressd.errors import ProgressdError, StateError
+from progressd.runner import StepCall, StepOutcome
+from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 from progressd.units import format_duration
 
 ExecOutcome = Literal["ok", "exit-code", "timeout", "cancelled"]
@@ -304,3 +308,114 @@ def _describe_exit(exit_code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-exit_code}"
     return f"exit code {exit_code}"
+
+
+# -- the runner's executor for ``exec`` steps ------------------------------------------------
+
+
+class ExecStepExecutor:
+    """Runs ``exec`` steps for the runner: renders argv and env from the user's context,
+    starts the program with ``start_exec`` and completes the call from ``on_done``.
+
+    Spawning is the one await (``loop.subprocess_exec``), so each start holds a short task
+    until the child exists; the program's run itself holds none. ``progress: N/M`` lines are
+    kept per user in ``progress`` while the step runs (the workbook has no fine-grained
+    progress column yet).
+    """
+
+    __slots__ = ("_prepared", "_spawning", "progress", "unregistered")
+
+    def __init__(self) -> None:
+        self._prepared: dict[int, tuple[StepPlan, StepMetrics]] = {}
+        self._spawning: set[asyncio.Task[None]] = set()
+        self.progress: dict[int, tuple[float, float]] = {}
+        """Row -> the last ``progress: N/M`` its running exec step printed."""
+        self.unregistered = ScenarioMetrics(name="unregistered")
+
+    def register(self, step: StepPlan, metrics: ScenarioMetrics) -> None:
+        """Count ``step`` into ``metrics``.
+
+        Raises:
+            StateError: when ``step`` is not an exec step.
+        """
+        if not isinstance(step.spec, ExecStepSpec):
+            raise StateError(f"step {step.name!r} is a {step.kind} step, not an exec step")
+        self._prepared[id(step)] = (step, metrics.step(step.name))
+
+    def start(self, call: StepCall) -> None:
+        """Spawn the program of ``call.step``; completes ``call`` when it has ended."""
+        entry = self._prepared.get(id(call.step))
+        if entry is None:
+            self.register(call.step, self.unregistered)
+            entry = self._prepared[id(call.step)]
+        step, metrics = entry
+        assert isinstance(step.spec, ExecStepSpec)  # register checked it
+        try:
+            spec = _render_exec(step.spec, call.context)
+        except (RenderError, ValueError) as exc:
+            metrics.end("request")
+            call.fail(f"{step.name}: {exc}")
+            return
+        task = asyncio.get_running_loop().create_task(self._spawn(step, metrics, spec, call))
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
+
+    async def _spawn(
+        self, step: StepPlan, metrics: StepMetrics, spec: ExecSpec, call: StepCall
+    ) -> None:
+        row = call.row
+
+        def on_progress(done: float, total: float) -> None:
+            self.progress[row] = (done, total)
+
+        def on_done(result: ExecResult) -> None:
+            self.progress.pop(row, None)
+            metrics.scenario.exec.record(result.duration_s)
+            metrics.latency.record(result.duration_s)
+            _complete_exec(step, metrics, call, result)
+
+        try:
+            await start_exec(spec, on_done=on_done, on_progress=on_progress)
+        except (ExecStartError, ValueError) as exc:
+            metrics.end("exec-start")
+            call.fail(f"{step.name}: {exc}")
+
+    async def wait_spawned(self) -> None:
+        """Wait until no spawn is in progress (the run is closing)."""
+        while self._spawning:
+            await asyncio.gather(*self._spawning, return_exceptions=True)
+
+
+def _render_exec(plan: ExecStepSpec, ctx: Context) -> ExecSpec:
+    return ExecSpec(
+        argv=tuple(t.render(ctx) for t in plan.argv),
+        env={name: t.render(ctx) for name, t in plan.env},
+        cwd=plan.cwd,
+        timeout_s=plan.timeout_s,
+        expect_exit=(plan.expect_exit_code,),
+    )
+
+
+def _complete_exec(
+    step: StepPlan, metrics: StepMetrics, call: StepCall, result: ExecResult
+) -> None:
+    plan = step.spec
+    assert isinstance(plan, ExecStepSpec)
+    failure: tuple[str, str] | None = None
+    metrics.check(result.ok)
+    if result.outcome == "timeout":
+        failure = ("exec-timeout", f"{step.name}: {result.message}")
+    elif not result.ok:
+        failure = ("exec-exit-code", f"{step.name}: {result.message}")
+    elif plan.expect_latency_s is not None:
+        passed = result.duration_s <= plan.expect_latency_s
+        metrics.check(passed)
+        if not passed:
+            failure = ("expectation", f"{step.name}: took {result.duration_s:.3f}s, expected "
+                       f"at most {plan.expect_latency_s:.3f}s")  # fmt: skip
+    if failure is not None:
+        metrics.end(failure[0])
+        call.fail(failure[1], latency_s=result.duration_s)
+        return
+    metrics.end(None)
+    call.complete(StepOutcome(ok=True, latency_s=result.duration_s))

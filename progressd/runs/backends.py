@@ -1,0 +1,125 @@
+"""Small local backend servers for the demo and the tests: a shop on 127.0.0.1.
+
+Routes (aiohttp.web, on the caller's loop):
+
+- ``GET /`` -> 200 ``home``; ``GET /health`` -> 200 ``ok``;
+- ``POST /login`` -> 200 ``{"token": "tok-N", "user": <the JSON body's "user">}``;
+- ``POST /buy?items=N`` -> 200 ``{"ok": true, "items": N}`` with ``Authorization: Bearer tok-...``,
+  401 without;
+- ``GET /status/{code}`` -> that status; ``GET /slow?ms=N`` -> 200 after N milliseconds.
+
+``Backend.counts`` counts requests per path, so tests can check what a scenario sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from itertools import count
+
+from aiohttp import web
+
+__all__ = ["Backend", "running_backends"]
+
+
+class Backend:
+    """One shop server. ``port=0`` picks a free port; ``address`` is ``host:port`` once started.
+
+    Raises:
+        OSError: from ``start`` when the address is taken.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.counts: Counter[str] = Counter()
+        self._tokens = count(1)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._home)
+        app.router.add_get("/health", self._health)
+        app.router.add_post("/login", self._login)
+        app.router.add_post("/buy", self._buy)
+        app.router.add_get("/status/{code}", self._status)
+        app.router.add_get("/slow", self._slow)
+        return app
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        sockets = getattr(site._server, "sockets", None) or ()
+        if self.port == 0 and sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _count(self, request: web.Request) -> None:
+        self.counts[request.path] += 1
+
+    async def _home(self, request: web.Request) -> web.Response:
+        self._count(request)
+        return web.Response(text="home")
+
+    async def _health(self, request: web.Request) -> web.Response:
+        self._count(request)
+        return web.Response(text="ok")
+
+    async def _login(self, request: web.Request) -> web.Response:
+        self._count(request)
+        user = None
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            user = body.get("user") if isinstance(body, dict) else None
+        return web.json_response({"token": f"tok-{next(self._tokens)}", "user": user})
+
+    async def _buy(self, request: web.Request) -> web.Response:
+        self._count(request)
+        if not request.headers.get("Authorization", "").startswith("Bearer tok-"):
+            return web.json_response({"error": "log in first"}, status=401)
+        items = int(request.query.get("items", "1"))
+        return web.json_response({"ok": True, "items": items})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        self._count(request)
+        return web.Response(status=int(request.match_info["code"]), text="as asked")
+
+    async def _slow(self, request: web.Request) -> web.Response:
+        self._count(request)
+        await asyncio.sleep(int(request.query.get("ms", "100")) / 1000)
+        return web.Response(text="slow")
+
+
+@asynccontextmanager
+async def running_backends(
+    ports: Sequence[int] = (0,), host: str = "127.0.0.1"
+) -> AsyncIterator[list[Backend]]:
+    """Start one backend per port (0: a free one); stop them all on exit."""
+    backends = [Backend(host, port) for port in ports]
+    try:
+        for backend in backends:
+            await backend.start()
+        yield backends
+    finally:
+        for backend in backends:
+            await backend.stop()

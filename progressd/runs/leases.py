@@ -1,0 +1,112 @@
+"""Leases for a run's users: the simple, correct path from ``resource_lease`` to
+``{{ lease.address }}`` through the ``ResourceManager``.
+
+Every user of a scenario with ``resource_lease`` asks for its lease before the run starts (the
+manager grants a member or queues the user). The lease's member shows up in the user's context
+as ``lease.address`` / ``host`` / ``port`` / ``pool``. On ``release-on: milestone:X`` the lease
+is released when the user reaches X and, if the user has iterations left, asked for again at
+once (so each iteration may land on another healthy member). Leases still held at the end are
+revoked when the run closes. A failing member's holders are rolled back by the manager through
+the ``ProgressBinding`` (the runner), counted here per scenario.
+
+Not yet (issue 7): a user whose request is queued (every member full or critical) still runs
+its steps; a step reading ``lease.*`` then fails with a ``request`` error instead of waiting.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from progressd.dsl import Plan
+from progressd.resources import LeaseRequest, PollerScheduler, ResourceManager
+from progressd.runner import Runner
+from progressd.workbook import FINAL_STATUSES, Field
+
+__all__ = ["RunLeases"]
+
+
+class RunLeases:
+    """The resource manager of one run and its wiring to the runner (a ``ProgressBinding``
+    that counts rollbacks per scenario on the way)."""
+
+    def __init__(self, plan: Plan, runner: Runner, first_rows: Sequence[int], run_id: str) -> None:
+        self._runner = runner
+        self._first_rows = list(first_rows)
+        self._qualified = len(plan.scenarios) > 1
+        self._requests = [
+            None
+            if sc.lease is None
+            else LeaseRequest.from_config(sc.lease, scenario=sc.name, priority=sc.priority)
+            for sc in plan.scenarios
+        ]
+        self.rollbacks = [0] * len(plan.scenarios)
+        self._context: dict[str, Mapping[str, Any]] = {}
+        self.manager = ResourceManager(runner.poller.clock, PollerScheduler(runner.poller), self)
+        for pool in plan.pools:
+            self.manager.add_pool(pool, run=run_id)
+        runner.add_milestone_hook(self._on_milestone)
+
+    # -- the run's side -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start health checks and ask for every leased user's lease."""
+        self.manager.start()
+        for index, request in enumerate(self._requests):
+            if request is None:
+                continue
+            first = self._first_rows[index]
+            users = self._runner.plan.scenarios[index].users
+            for row in range(first, first + users):
+                self.manager.acquire(row, request)
+
+    def lease_info(self, row: int, lease_id: int) -> Mapping[str, Any] | None:
+        """The ``lease`` context root of ``row`` (``Runner(lease_info=...)``)."""
+        lease = self.manager.leases.by_id.get(lease_id)
+        if lease is None:
+            return None
+        member = lease.member
+        context = self._context.get(member.address)
+        if context is None:
+            context = self._context[member.address] = {
+                "address": member.address,
+                "host": member.host,
+                "port": member.port,
+                "pool": lease.request.pool,
+            }
+        return context
+
+    async def close(self) -> None:
+        """Stop health checks and revoke every lease still held."""
+        await self.manager.close(release=True)
+
+    # -- ProgressBinding --------------------------------------------------------------------
+
+    def lease_changed(self, row: int, lease_id: int | None) -> None:
+        self._runner.lease_changed(row, lease_id)
+
+    def rollback_users(self, rows: Sequence[int], reason: str) -> None:
+        for row in rows:
+            self.rollbacks[self._scenario_of(row)] += 1
+        self._runner.rollback_users(rows, reason)
+
+    def abort(self, reason: str) -> None:
+        self._runner.abort(reason)
+
+    def holder_progress(self, row: int) -> tuple[float, str | None]:
+        return self._runner.holder_progress(row)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _scenario_of(self, row: int) -> int:
+        return bisect.bisect_right(self._first_rows, row) - 1
+
+    def _on_milestone(self, row: int, name: str) -> None:
+        milestone = name.partition("/")[2] if self._qualified else name
+        if not self.manager.on_milestone(row, milestone):
+            return
+        request = self._requests[self._scenario_of(row)]
+        status = int(self._runner.workbook.get(row, Field.STATUS))
+        if request is not None and status not in FINAL_STATUSES:
+            self.manager.acquire(row, request)

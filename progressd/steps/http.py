@@ -1,0 +1,296 @@
+"""The ``http`` step: render a request from the user's context, send it, judge the response.
+
+Design note. ``start(call)`` renders the URL, headers and body from ``call.context``, encodes
+the request and hands it to the member's keep-alive pool with a completion callback; it never
+awaits and creates no task. The pool calls back once; the callback records the latency into
+the scenario's and the step's bounded histograms, evaluates ``expect`` (status list, latency),
+extracts variables, bumps a few counters (see ``metrics.py`` for the error classes) and
+completes the call, which makes the user's pollable ready. Per request that is a handful of
+attribute updates: no metric library call, no list of samples.
+
+Everything that does not depend on the user is prepared once per step (``_PreparedHttp``):
+compiled templates, the parsed origin of a URL without placeholders, the fully encoded
+request when nothing at all is templated, the expected statuses as a frozenset, the parsed
+extraction paths.
+
+Default expectation: without ``expect.status`` a status of 400 or above is an error (class
+``status``), as in k6's ``http_req_failed``; with it, the status must be one of the list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from progressd.dsl import CompiledTemplate, Context, HttpSpec, RenderError, StepPlan, render_json
+from progressd.dsl.templates import has_placeholders
+from progressd.errors import StateError
+from progressd.http import EncodedRequest, HttpClient, HttpResult, Origin, PoolClosedError
+from progressd.http.request import encode_request, parse_url
+from progressd.runner import StepCall, StepOutcome
+from progressd.steps.metrics import ScenarioMetrics, StepMetrics
+
+__all__ = ["DEFAULT_TIMEOUT_S", "HttpStepExecutor", "extract_path"]
+
+DEFAULT_TIMEOUT_S = 30.0
+"""A request's timeout when its step sets none."""
+
+_PATH_PART = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]")
+_JSON_TYPE = ("Content-Type", "application/json")
+_MISSING = object()
+
+Extractor = tuple[str, str, tuple[str | int, ...]]
+"""(variable, kind, path): kind ``json``, ``status`` or ``body``."""
+
+
+def extract_path(source: str) -> tuple[str, tuple[str | int, ...]]:
+    """``"json.items[0].id"`` -> ``("json", ("items", 0, "id"))``; ``"status"`` -> ``("status",
+    ())``.
+
+    Raises:
+        StateError: for ``header.Name`` (the HTTP client does not keep response headers) or a
+            source the DSL would not have accepted.
+    """
+    if source in ("status", "body"):
+        return source, ()
+    if source.startswith("header."):
+        raise StateError(
+            f'extract "{source}": response headers are not kept by the load client; '
+            'extract from "json.*", "status" or "body" instead'
+        )
+    if not source.startswith("json"):
+        raise StateError(f'extract "{source}": expected "json.a.b", "status" or "body"')
+    rest = source[4:]
+    parts: list[str | int] = []
+    for match in _PATH_PART.finditer(rest):
+        name, index = match.groups()
+        parts.append(int(index) if index is not None else name)
+    return "json", tuple(parts)
+
+
+@dataclass(slots=True, eq=False)
+class _PreparedHttp:
+    """One step's user-independent parts, resolved once."""
+
+    name: str
+    method: str
+    url: CompiledTemplate
+    origin: tuple[Origin, str] | None
+    headers: tuple[tuple[str, CompiledTemplate], ...]
+    json: Any
+    json_templated: bool
+    body: CompiledTemplate | None
+    encoded: EncodedRequest | None
+    timeout: float
+    statuses: frozenset[int]
+    max_latency: float | None
+    extract: tuple[Extractor, ...]
+    metrics: StepMetrics
+
+
+class HttpStepExecutor:
+    """Runs ``http`` steps through ``client``'s member pools. See the module note.
+
+    ``register(step, metrics)`` ties a step to its scenario's metrics and prepares it (the run
+    does this for every http step before starting); a step never registered is prepared on
+    first use with metrics of its own (``unregistered``).
+    """
+
+    __slots__ = ("_client", "_default_timeout", "_prepared", "unregistered")
+
+    def __init__(self, client: HttpClient, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self._client = client
+        self._default_timeout = default_timeout_s
+        self._prepared: dict[int, tuple[StepPlan, _PreparedHttp]] = {}
+        self.unregistered = ScenarioMetrics(name="unregistered")
+
+    def register(self, step: StepPlan, metrics: ScenarioMetrics) -> None:
+        """Prepare ``step`` and count it into ``metrics``.
+
+        Raises:
+            StateError: when ``step`` is not an http step, or extracts what the client cannot
+                give (response headers).
+        """
+        spec = step.spec
+        if not isinstance(spec, HttpSpec):
+            raise StateError(f"step {step.name!r} is a {step.kind} step, not an http step")
+        self._prepared[id(step)] = (step, self._prepare(step.name, spec, metrics.step(step.name)))
+
+    def start(self, call: StepCall) -> None:
+        """Send the request of ``call.step`` for ``call.row``; completes ``call`` later."""
+        entry = self._prepared.get(id(call.step))
+        if entry is None:
+            self.register(call.step, self.unregistered)
+            entry = self._prepared[id(call.step)]
+        prep = entry[1]
+        try:
+            origin, request = self._encode(prep, call.context)
+            pool = self._client.pool_for(origin)
+            pool.send(request, timeout=prep.timeout, on_done=_Completion(prep, call))
+        except (RenderError, ValueError, PoolClosedError) as exc:
+            prep.metrics.end("request")
+            call.fail(f"{prep.name}: the request could not be sent: {exc}")
+
+    # -- preparing ------------------------------------------------------------------------
+
+    def _prepare(self, name: str, spec: HttpSpec, metrics: StepMetrics) -> _PreparedHttp:
+        url = spec.url.compiled()
+        origin = None
+        if not url.fields:
+            try:
+                origin = parse_url(url.render({}))
+            except ValueError as exc:
+                raise StateError(f"step {name!r}: {exc}") from None
+        headers = tuple((k, t.compiled()) for k, t in spec.headers)
+        json_templated = _json_has_templates(spec.json)
+        prep = _PreparedHttp(
+            name=name,
+            method=spec.method,
+            url=url,
+            origin=origin,
+            headers=headers,
+            json=spec.json,
+            json_templated=json_templated,
+            body=None if spec.body is None else spec.body.compiled(),
+            encoded=None,
+            timeout=self._default_timeout if spec.timeout_s is None else spec.timeout_s,
+            statuses=frozenset(spec.expect_status),
+            max_latency=spec.expect_latency_s,
+            extract=tuple((var, *extract_path(source)) for var, source in spec.extract),
+            metrics=metrics,
+        )
+        static = (
+            origin is not None
+            and not json_templated
+            and all(not t.fields for _, t in headers)
+            and (prep.body is None or not prep.body.fields)
+        )
+        if static:
+            prep.encoded = self._encode(prep, {})[1]
+        return prep
+
+    @staticmethod
+    def _encode(prep: _PreparedHttp, ctx: Context) -> tuple[Origin, EncodedRequest]:
+        """Raises: RenderError, ValueError (bad URL, header or target)."""
+        origin, target = prep.origin or parse_url(prep.url.render(ctx))
+        if prep.encoded is not None:
+            return origin, prep.encoded
+        headers = [(k, t.render(ctx)) for k, t in prep.headers]
+        body: bytes | None = None
+        if prep.json is not None:
+            value = render_json(prep.json, ctx) if prep.json_templated else prep.json
+            body = msgspec.json.encode(value)
+            headers.append(_JSON_TYPE)
+        elif prep.body is not None:
+            body = prep.body.render(ctx).encode()
+        return origin, encode_request(prep.method, target, origin.host_header, headers, body)
+
+
+class _Completion:
+    """The ``on_done`` of one request: judges the response and completes the user's call."""
+
+    __slots__ = ("call", "prep")
+
+    def __init__(self, prep: _PreparedHttp, call: StepCall) -> None:
+        self.prep = prep
+        self.call = call
+
+    def __call__(self, result: HttpResult) -> None:
+        prep = self.prep
+        metrics = prep.metrics
+        scenario = metrics.scenario
+        scenario.requests += 1
+        latency = result.latency_s
+        if result.error is not None:
+            scenario.http_failed += 1
+            metrics.end(result.error)
+            self.call.fail(f"{prep.name}: {result.error}", latency_s=latency)
+            return
+        scenario.http.record(latency)
+        metrics.latency.record(latency)
+        failure = _judge(prep, metrics, result)
+        variables: dict[str, Any] | None = None
+        if failure is None and prep.extract:
+            variables, failure = _extract(prep, result)
+        if failure is not None:
+            metrics.end(failure[0])
+            self.call.fail(failure[1], latency_s=latency)
+            return
+        metrics.end(None)
+        self.call.complete(StepOutcome(ok=True, vars=variables, latency_s=latency))
+
+
+def _judge(prep: _PreparedHttp, metrics: StepMetrics, result: HttpResult) -> tuple[str, str] | None:
+    """Evaluate ``expect``; the first failure as (class, message), else ``None``."""
+    failure: tuple[str, str] | None = None
+    status = result.status
+    if prep.statuses:
+        passed = status in prep.statuses
+        metrics.check(passed)
+        if not passed:
+            expected = ", ".join(map(str, sorted(prep.statuses)))
+            failure = ("status", f"{prep.name}: status {status}, expected {expected}")
+    elif status >= 400:
+        failure = ("status", f"{prep.name}: status {status}")
+    if failure is not None:
+        metrics.scenario.http_failed += 1
+    if prep.max_latency is not None:
+        passed = result.latency_s <= prep.max_latency
+        metrics.check(passed)
+        if not passed and failure is None:
+            failure = (
+                "expectation",
+                f"{prep.name}: took {result.latency_s * 1000:.0f}ms, "
+                f"expected at most {prep.max_latency * 1000:.0f}ms",
+            )
+    return failure
+
+
+def _extract(
+    prep: _PreparedHttp, result: HttpResult
+) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    variables: dict[str, Any] = {}
+    document: Any = _MISSING
+    for var, kind, path in prep.extract:
+        if kind == "status":
+            variables[var] = result.status
+            continue
+        if kind == "body":
+            variables[var] = result.body.decode("utf-8", "replace")
+            continue
+        if document is _MISSING:
+            try:
+                document = msgspec.json.decode(result.body)
+            except msgspec.DecodeError:
+                return None, ("extract", f"{prep.name}: extract {var}: the body is not JSON")
+        value = _follow(document, path)
+        if value is _MISSING:
+            where = "json" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            return None, ("extract", f"{prep.name}: extract {var}: {where} is not in the body")
+        variables[var] = value
+    return variables, None
+
+
+def _follow(document: Any, path: tuple[str | int, ...]) -> Any:
+    value = document
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(value, list) or part >= len(value):
+                return _MISSING
+        elif not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _json_has_templates(value: Any) -> bool:
+    if isinstance(value, str):
+        return has_placeholders(value)
+    if isinstance(value, list):
+        return any(_json_has_templates(v) for v in value)
+    if isinstance(value, dict):
+        return any(_json_has_templates(v) for v in value.values())
+    return False
