@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,19 +78,61 @@ def _check_invariants(manager: ResourceManager, binding: RecordingBinding) -> No
     assert table.waiters("p") == len(waiting)
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(ops, min_size=20, max_size=80))
-def test_lease_table_invariants_hold_under_random_operations(
-    script: list[tuple[object, ...]],
-) -> None:
+class EagerBinding(RecordingBinding):
+    """A runner that re-asks for a lease the moment it loses one, and releases a rolled-back
+    row's lease itself inside ``rollback_users`` (both call back into the manager)."""
+
+    __slots__ = ("manager", "wanted")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manager: ResourceManager | None = None
+        self.wanted: dict[int, LeaseRequest] = {}
+
+    def lease_changed(self, row: int, lease_id: int | None) -> None:
+        super().lease_changed(row, lease_id)
+        request = self.wanted.get(row)
+        if lease_id is None and request is not None and self.manager is not None:
+            self.manager.acquire(row, request)
+
+    def rollback_users(self, rows: Sequence[int], reason: str) -> None:
+        super().rollback_users(rows, reason)
+        if self.manager is not None and rows:
+            self.manager.release(rows[0])
+
+
+def _run(script: list[tuple[object, ...]], binding: RecordingBinding) -> None:
     clock = FakeClock()
     scheduler = FakeScheduler(clock)
-    binding = RecordingBinding()
     manager = ResourceManager(clock, scheduler, binding)
+    if isinstance(binding, EagerBinding):
+        binding.manager = manager
     check = HealthCheckSpec(successes_before_passing=2, failures_before_critical=2)
     manager.add_pool(
         PoolSpec(name="p", members=("h:1-3",), health_check=check, max_leases_per_member=1)
     )
     for op in script:
+        if isinstance(binding, EagerBinding):
+            match op:
+                case ("acquire", int(row), int(index)):
+                    binding.wanted.setdefault(row, REQUESTS[index])
+                case ("release", int(row)):
+                    binding.wanted.pop(row, None)
         _apply(manager, scheduler, op)
         _check_invariants(manager, binding)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ops, min_size=20, max_size=80))
+def test_lease_table_invariants_hold_under_random_operations(
+    script: list[tuple[object, ...]],
+) -> None:
+    _run(script, RecordingBinding())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(ops, min_size=20, max_size=80))
+def test_lease_table_stays_consistent_when_the_binding_calls_back(
+    script: list[tuple[object, ...]],
+) -> None:
+    _run(script, EagerBinding())

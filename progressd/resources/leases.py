@@ -19,6 +19,11 @@ Priority inheritance: a holder whose priority is at least ``high_priority`` rais
 ``high_holders``; the table calls ``on_inheritance`` when that count leaves or reaches zero so
 the manager can move the member's health checks to the ``health`` class and back.
 
+Re-entrancy: the table finishes every change to its own state before it calls the binding,
+so a binding callback may call back in (``acquire``, ``release``); leases freed by such a call
+are skipped by ``revoke``/``reassign``. A freed member serves its waiters before the releasing
+row is told, so a row that re-asks at once queues behind them.
+
 Invariants: ``by_row[r] is lease`` iff ``r in lease.rows``; a lease is in ``by_id`` iff it has
 rows; a row is never both in ``by_row`` and ``_waiting``; ``member.holders`` equals the leases
 in ``_by_member`` for that member.
@@ -161,10 +166,10 @@ class LeaseTable:
         if lease is None:
             return False
         lease.rows.remove(row)
-        self._binding.lease_changed(row, None)
         if not lease.rows:
             self._free(lease, reason)
-            self.serve(self._pools[lease.request.pool])
+            self.serve(self._pools[lease.request.pool])  # waiters before the row re-asks
+        self._binding.lease_changed(row, None)
         return True
 
     def on_milestone(self, row: int, milestone: str) -> bool:
@@ -209,13 +214,16 @@ class LeaseTable:
         """
         revoked: list[tuple[int, Lease]] = []
         for lease in leases:
-            for row in lease.rows:
+            if self.by_id.get(lease.id) is not lease:
+                continue  # already gone (a binding callback released it)
+            rows, lease.rows = lease.rows, []
+            for row in rows:
                 del self.by_row[row]
-                if notify:
-                    self._binding.lease_changed(row, None)
                 revoked.append((row, lease))
-            lease.rows = []
             self._free(lease, reason)
+        if notify:
+            for row, _ in revoked:
+                self._binding.lease_changed(row, None)
         return revoked
 
     def reassign(self, leases: Iterable[Lease], reason: ReleaseReason) -> int:
@@ -225,6 +233,8 @@ class LeaseTable:
         the same rows), so a mass move allocates nothing per row and tells the binding once."""
         moved = 0
         for lease in sorted(leases, key=lambda lease: -lease.request.priority):
+            if self.by_id.get(lease.id) is not lease:
+                continue  # already gone (a binding callback released it)
             pool = self._pools[lease.request.pool]
             member = None if self._queues.get(pool.name) else pool.select()
             if member is not None and member is not lease.member:
@@ -310,7 +320,6 @@ class LeaseTable:
             self._by_scenario[(pool.name, request.scenario)] = lease
         for row in lease.rows:
             self.by_row[row] = lease
-            self._binding.lease_changed(row, lease.id)
         if lease.high:
             self._inherit(pool, member, +1)
         if request.ttl is not None:
@@ -318,6 +327,8 @@ class LeaseTable:
             heapq.heappush(self._expiry, (lease.expires_at, lease.id))
             self._arm()
         self.grants += 1
+        for row in list(lease.rows):
+            self._binding.lease_changed(row, lease.id)
 
     def _attach(self, lease: Lease, row: int) -> None:
         lease.rows.append(row)
@@ -409,7 +420,9 @@ class LeaseTable:
             else:
                 expired.setdefault(lease.request.pool, []).append(lease)
         for pool, leases in expired.items():
-            rows = tuple(row for row, _ in self.revoke(leases, "expired"))
-            self._events.emit(LeasesExpired(pool=pool, rows=rows, at=now))
+            rows = tuple(row for row, _ in self.revoke(leases, "expired", notify=False))
             self.serve(self._pools[pool])
+            for row in rows:
+                self._binding.lease_changed(row, None)
+            self._events.emit(LeasesExpired(pool=pool, rows=rows, at=now))
         self._arm()

@@ -48,7 +48,11 @@ class Scheduler(Protocol):
 
 
 class ProgressBinding(Protocol):
-    """What the resource manager needs from the runner (the user-progress side)."""
+    """What the resource manager needs from the runner (the user-progress side).
+
+    The manager calls it only once its own state is consistent, so an implementation may call
+    back into the manager (e.g. ``acquire`` again on ``lease_changed(row, None)``).
+    """
 
     def lease_changed(self, row: int, lease_id: int | None) -> None:
         """The row now holds ``lease_id`` (``None``: no lease; it waits or re-leases)."""
