@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from progressd.dsl import load_plan
+from progressd.dsl import load_plan, load_plan_text
 from progressd.errors import DslError
 
 BAD = Path(__file__).parent / "dsl" / "bad"
@@ -52,3 +52,26 @@ def test_bad_document_names_document_path(name: str, doc_path: str) -> None:
     with pytest.raises(DslError) as info:
         load_plan(str(BAD / f"{name}.yaml"), cache=None)
     assert info.value.doc_path == doc_path
+
+
+def test_template_error_column_points_at_the_culprit() -> None:
+    doc = (
+        "version: 2\nname: t\nload:\n  scenarios:\n    - name: s\n      steps:\n"
+        '        - http: {url: "http://env/{{ lease.address }}/{{ env.HOME }}"}\n'
+    )
+    with pytest.raises(DslError) as info:
+        load_plan_text(doc, cache=None)
+    line = doc.splitlines()[6]
+    assert info.value.line == 7
+    assert info.value.column == line.index("env.HOME") + 1
+
+
+def test_multiline_template_error_points_at_the_scalar() -> None:
+    doc = (
+        "version: 2\nname: t\nload:\n  scenarios:\n    - name: s\n      steps:\n"
+        "        - http:\n            url: h\n            body: |\n              a\n"
+        "              {{ cycler }}\n"
+    )
+    with pytest.raises(DslError) as info:
+        load_plan_text(doc, cache=None)
+    assert (info.value.line, info.value.column) == (9, 19)

@@ -59,7 +59,8 @@ def unwrap(source: str) -> str:
         ExpressionError: when the text holds ``{%``, or more than one ``{{ }}`` block.
     """
     if "{%" in source:
-        raise ExpressionError("statements ({% ... %}) are not allowed in a condition")
+        message = "statements ({% ... %}) are not allowed in a condition"
+        raise ExpressionError(message, fragment="{%")
     match = _WRAPPED.match(source)
     expr = match.group("expr") if match else source
     if "{{" in expr or "}}" in expr:

@@ -188,7 +188,7 @@ def _alias_error(message: str, source: str, file: str) -> DslError:
 
 
 def _positioned(exc: SpecError, path: Path, source: str, file: str) -> DslError:
-    where = locate(source, path, at_key=exc.at_key)
+    where = locate(source, path, at_key=exc.at_key, within=exc.within)
     line, column = where if where is not None else (None, None)
     return DslError(exc.message, file=file, line=line, column=column,
                     doc_path=format_path(path) or None)  # fmt: skip

@@ -19,6 +19,8 @@ from typing import TypeAlias
 import yaml
 
 Path: TypeAlias = tuple[str | int, ...]
+Within: TypeAlias = tuple[str | None, str | None] | None
+"""(expression, fragment) to find inside a one-line scalar, to point at the culprit."""
 
 
 class SpecError(Exception):
@@ -28,11 +30,14 @@ class SpecError(Exception):
     duplicate fields) instead of at its value.
     """
 
-    def __init__(self, path: Path, message: str, *, at_key: bool = False) -> None:
+    def __init__(
+        self, path: Path, message: str, *, at_key: bool = False, within: Within = None
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
         self.at_key = at_key
+        self.within = within
 
 
 def format_path(path: Path) -> str:
@@ -46,8 +51,13 @@ def format_path(path: Path) -> str:
     return out
 
 
-def locate(text: str, path: Path, *, at_key: bool = False) -> tuple[int, int] | None:
+def locate(
+    text: str, path: Path, *, at_key: bool = False, within: Within = None
+) -> tuple[int, int] | None:
     """1-based (line, column) of ``path`` in ``text``: the deepest node the path reaches.
+
+    With ``within``, a one-line scalar is searched for the expression, then for the fragment
+    inside it, and the column moves there when found.
 
     Returns ``None`` when the text does not compose (the caller reports a syntax error then).
     """
@@ -64,10 +74,31 @@ def locate(text: str, path: Path, *, at_key: bool = False) -> tuple[int, int] | 
         if found is None:
             break
         key_node, node = found
-        mark = (
-            key_node.start_mark if (last and at_key and key_node is not None) else (node.start_mark)
-        )
-    return (mark.line + 1, mark.column + 1)
+        on_key = last and at_key and key_node is not None
+        mark = key_node.start_mark if on_key and key_node is not None else node.start_mark
+    column = mark.column
+    if within is not None and isinstance(node, yaml.ScalarNode) and mark is node.start_mark:
+        column = _column_within(text, node, within)
+    return (mark.line + 1, column + 1)
+
+
+def _column_within(text: str, node: yaml.ScalarNode, within: tuple[str | None, str | None]) -> int:
+    """0-based column of the fragment (or expression) inside a one-line scalar."""
+    start, end = node.start_mark, node.end_mark
+    if start.line != end.line:
+        return int(start.column)
+    line = text.splitlines()[start.line]
+    expression, fragment = within
+    low, high = start.column, end.column
+    if expression:
+        found = line.find(expression, low, high)
+        if found >= 0:
+            low, high = found, found + len(expression)
+    if fragment:
+        found = line.find(fragment, low, high)
+        if found >= 0:
+            return found
+    return int(low)
 
 
 def _child(node: yaml.Node, key: str | int) -> tuple[yaml.Node | None, yaml.Node] | None:
@@ -98,4 +129,4 @@ def _mapping_child(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.No
     return None
 
 
-__all__ = ["Path", "SpecError", "format_path", "locate"]
+__all__ = ["Path", "SpecError", "Within", "format_path", "locate"]

@@ -62,7 +62,18 @@ _ALLOWED_NODES = (
 
 
 class ExpressionError(ValueError):
-    """Raised when an expression is malformed or reaches outside the sandbox (load time)."""
+    """Raised when an expression is malformed or reaches outside the sandbox (load time).
+
+    ``expression`` is the expression text at fault and ``fragment`` the offending name or
+    token inside it, when known: the loader uses them to point the column at the culprit.
+    """
+
+    def __init__(
+        self, message: str, *, expression: str | None = None, fragment: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.fragment = fragment
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -142,9 +153,13 @@ def analyse(source: str) -> Analysis:
     Raises:
         ExpressionError: on a syntax error or anything the sandbox does not allow.
     """
-    expr = parse_expression(source)
-    fields: set[str] = set()
-    _check(expr, fields)
+    try:
+        expr = parse_expression(source)
+        fields: set[str] = set()
+        _check(expr, fields)
+    except ExpressionError as exc:
+        exc.expression = source
+        raise
     chain = _chain(expr)
     lookup = tuple(chain) if chain is not None and _is_plain(expr) else None
     return Analysis(frozenset(fields), lookup)
@@ -203,15 +218,15 @@ def _check(node: nodes.Node, fields: set[str]) -> None:
 
 def _check_node(node: nodes.Node) -> None:
     if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-        raise ExpressionError(f"private attribute {node.attr!r} is not allowed")
+        raise ExpressionError(f"private attribute {node.attr!r} is not allowed", fragment=node.attr)
     if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
         key = node.arg.value
         if isinstance(key, str) and key.startswith("_"):
-            raise ExpressionError(f"private key {key!r} is not allowed")
+            raise ExpressionError(f"private key {key!r} is not allowed", fragment=key)
     if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
-        raise ExpressionError(_unknown("filter", node.name, ALLOWED_FILTERS))
+        raise ExpressionError(_unknown("filter", node.name, ALLOWED_FILTERS), fragment=node.name)
     if isinstance(node, nodes.Test) and node.name not in ALLOWED_TESTS:
-        raise ExpressionError(_unknown("test", node.name, ALLOWED_TESTS))
+        raise ExpressionError(_unknown("test", node.name, ALLOWED_TESTS), fragment=node.name)
     if isinstance(node, nodes.Filter | nodes.Test) and (node.dyn_args or node.dyn_kwargs):
         raise ExpressionError("*args and **kwargs are not allowed")
     if isinstance(node, nodes.Name):
@@ -221,19 +236,20 @@ def _check_node(node: nodes.Node) -> None:
 def _check_chain(chain: list[str | int]) -> None:
     for key in chain[1:]:
         if isinstance(key, str) and key.startswith("_"):
-            raise ExpressionError(f"private field {key!r} is not allowed")
+            raise ExpressionError(f"private field {key!r} is not allowed", fragment=key)
     root = str(chain[0])
     _check_root(root)
     known = ROOT_FIELDS[root]
     if known is not None and len(chain) > 1 and chain[1] not in known:
         choices = {f"{root}.{name}" for name in known}
-        raise ExpressionError(_unknown("field", f"{root}.{chain[1]}", choices))
+        message = _unknown("field", f"{root}.{chain[1]}", choices)
+        raise ExpressionError(message, fragment=str(chain[1]))
 
 
 def _check_root(name: str) -> None:
     if name not in ROOT_FIELDS:
         hint = " (use vars for values that come from the environment)" if name == "env" else ""
-        raise ExpressionError(_unknown("name", name, ROOT_FIELDS) + hint)
+        raise ExpressionError(_unknown("name", name, ROOT_FIELDS) + hint, fragment=name)
 
 
 def _unknown(what: str, name: str, allowed: Any) -> str:

@@ -130,7 +130,8 @@ def _split_lexed(source: str) -> list[tuple[str, str]]:
     try:
         for _line, token, value in TEMPLATE_ENV.lex(source):
             if token in _STATEMENT_TOKENS:
-                raise ExpressionError("statements ({% ... %}) are not allowed in a template")
+                message = "statements ({% ... %}) are not allowed in a template"
+                raise ExpressionError(message, fragment="{%")
             if token == "variable_begin":
                 expr = []
             elif token == "variable_end" and expr is not None:
@@ -143,7 +144,7 @@ def _split_lexed(source: str) -> list[tuple[str, str]]:
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.message}") from None
     if expr is not None:
-        raise ExpressionError('unclosed placeholder: "{{" without "}}"')
+        raise ExpressionError('unclosed placeholder: "{{" without "}}"', fragment="{{")
     if any(kind == "expr" and not text for kind, text in pieces):
         raise ExpressionError("empty placeholder {{ }}")
     return pieces

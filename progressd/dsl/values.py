@@ -47,7 +47,8 @@ def template_at(source: str, path: Path) -> Template:
     try:
         compiled = compile_template(source)
     except ExpressionError as exc:
-        raise SpecError(path, f"bad template {_quote(source)}: {exc}") from None
+        within = (exc.expression, exc.fragment)
+        raise SpecError(path, f"bad template {_quote(source)}: {exc}", within=within) from None
     return Template(source=source, fields=tuple(sorted(compiled.fields)))
 
 
@@ -60,7 +61,8 @@ def condition_at(source: str, path: Path) -> Condition:
     try:
         compiled = compile_condition(source)
     except ExpressionError as exc:
-        raise SpecError(path, f"bad condition {_quote(source)}: {exc}") from None
+        within = (exc.expression, exc.fragment)
+        raise SpecError(path, f"bad condition {_quote(source)}: {exc}", within=within) from None
     return Condition(source=source, fields=tuple(sorted(compiled.fields)))
 
 
