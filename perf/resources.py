@@ -67,7 +67,7 @@ class WorkbookBinding:
     def rollback_users(self, rows: Sequence[int], reason: str) -> None:
         self.book.rollback(rows, "health-check-failed")
 
-    def abort(self, reason: str) -> None:
+    def abort(self, rows: Sequence[int], reason: str) -> None:
         raise AssertionError(reason)
 
     def holder_progress(self, row: int) -> tuple[float, str | None]:
@@ -89,7 +89,7 @@ class CoreBinding:
     def rollback_users(self, rows: Sequence[int], reason: str) -> None:
         self.rolled += len(rows)
 
-    def abort(self, reason: str) -> None:
+    def abort(self, rows: Sequence[int], reason: str) -> None:
         raise AssertionError(reason)
 
     def holder_progress(self, row: int) -> tuple[float, str | None]:

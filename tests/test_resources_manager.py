@@ -128,7 +128,7 @@ def test_manager_abort_fails_the_run() -> None:
     s = Setup("abort")
     _lease_all(s, range(2))
     s.manager.record_result("p", "h:2", "critical", "HTTP 503")
-    assert s.binding.aborts == ["p/h:2 critical (critical: HTTP 503)"]
+    assert s.binding.aborts == [((1,), "p/h:2 critical (critical: HTTP 503)")]
     assert s.binding.rollbacks == []
     assert s.manager.statistics().aborts_total == 1
 

@@ -26,6 +26,7 @@ from progressd.resources.records import (
     ResourceEvent,
     ResourceStatistics,
 )
+from progressd.resources.router import RunRouter
 from progressd.resources.scheduling import FakeScheduler, LoopScheduler, PollerScheduler
 from progressd.resources.seams import (
     Cancellable,
@@ -86,6 +87,7 @@ __all__ = [
     "ResourceEvent",
     "ResourceManager",
     "ResourceStatistics",
+    "RunRouter",
     "Scheduler",
     "TcpCheck",
     "Transition",

@@ -10,8 +10,9 @@ Seams (Protocols in ``seams.py`` and ``spec.py``; the manager imports no other p
   adds one entry for the earliest expiry. Never a task per member per interval.
 - ``ProgressBinding``: the runner's side of the two-way binding. ``lease_changed(row, id|None)``
   keeps the row's lease column current; ``rollback_users(rows, reason)`` rolls rows back to their
-  last stable point; ``abort(reason)`` fails the run; ``holder_progress(row)`` lets a lease show
-  its holder's progress and milestone (``lease_records``).
+  last stable point; ``abort(rows, reason)`` fails the run(s) of ``rows``;
+  ``holder_progress(row)`` lets a lease show its holder's progress and milestone
+  (``lease_records``). Pools shared by several runs go through a ``RunRouter``.
 - ``EventSink.emit(event)``: check results, member transitions, failure actions and expiries.
 - ``PoolConfig`` / ``LeaseConfig``: what to build; the DSL's ``PoolPlan`` and ``LeasePlan``
   satisfy them as they are.
@@ -241,7 +242,7 @@ class ResourceManager:
             self.leases.reassign(leases, "member-failed")
         elif action == "abort":
             self._aborts += 1
-            self._binding.abort(reason)
+            self._binding.abort(rows, reason)
         self._events.emit(FailureAction(
             pool=pool.name, member=member.address, action=action, rows=len(rows),
             leases=len(leases), reason=reason, at=self._clock.now(),

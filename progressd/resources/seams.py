@@ -60,8 +60,9 @@ class ProgressBinding(Protocol):
     def rollback_users(self, rows: Sequence[int], reason: str) -> None:
         """Roll every row back to its last stable point and record ``reason``."""
 
-    def abort(self, reason: str) -> None:
-        """Fail the run the rows belong to, recording ``reason``."""
+    def abort(self, rows: Sequence[int], reason: str) -> None:
+        """Fail the run (or, through a ``RunRouter``, the runs) that ``rows`` belong to,
+        recording ``reason``. ``rows`` may be empty: the member had no holders."""
 
     def holder_progress(self, row: int) -> tuple[float, str | None]:
         """The row's progress ratio (0..1) and the last milestone it reached."""
@@ -107,7 +108,7 @@ class RecordingBinding:
         self.leases: dict[int, int] = {}
         self.changes = 0
         self.rollbacks: list[tuple[tuple[int, ...], str]] = []
-        self.aborts: list[str] = []
+        self.aborts: list[tuple[tuple[int, ...], str]] = []
         self.progress: dict[int, tuple[float, str | None]] = {}
 
     def lease_changed(self, row: int, lease_id: int | None) -> None:
@@ -120,8 +121,8 @@ class RecordingBinding:
     def rollback_users(self, rows: Sequence[int], reason: str) -> None:
         self.rollbacks.append((tuple(rows), reason))
 
-    def abort(self, reason: str) -> None:
-        self.aborts.append(reason)
+    def abort(self, rows: Sequence[int], reason: str) -> None:
+        self.aborts.append((tuple(rows), reason))
 
     def holder_progress(self, row: int) -> tuple[float, str | None]:
         return self.progress.get(row, (0.0, None))
