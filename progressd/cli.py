@@ -30,6 +30,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate scenario files without running them")
     check.add_argument("files", nargs="+", metavar="SCENARIO")
+
+    run = sub.add_parser(
+        "run",
+        help="run a scenario here and now (no daemon), with live progress and a summary",
+        description="Run SCENARIO on an embedded event loop: live progress on a terminal, a "
+        "summary at the end. Exit 0 when the run succeeded and its thresholds held, 1 when a "
+        "threshold or the run failed, 2 when the scenario cannot be loaded.",
+    )
+    run.add_argument("scenario", metavar="SCENARIO", help="the scenario file (YAML)")
+    run.add_argument("--users", type=int, metavar="N", help="override every scenario's users")
+    run.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on stdout"
+    )
     return parser
 
 
@@ -43,6 +56,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             from progressd.dsl.check import check_files
 
             return check_files(args.files, out=sys.stdout, err=sys.stderr)
+        case "run":
+            from progressd.runs.command import run_command
+
+            return run_command(
+                args.scenario,
+                users=args.users,
+                json_output=args.json,
+                out=sys.stdout,
+                err=sys.stderr,
+            )
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees one
 
 

@@ -123,3 +123,36 @@ async def running_backends(
     finally:
         for backend in backends:
             await backend.stop()
+
+
+async def _serve(ports: Sequence[int]) -> None:
+    async with running_backends(ports) as backends:
+        print("serving " + " ".join(f"http://{b.address}/" for b in backends), flush=True)
+        await asyncio.Event().wait()  # until interrupted
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m progressd.runs.backends [PORT...]``: serve the shop (default 18081-18083)
+    until Ctrl-C, e.g. for ``progressd run config/examples/http_scenario.yaml``."""
+    import sys
+
+    import uvloop
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ports = [int(a) for a in args] or [18081, 18082, 18083]
+    except ValueError:
+        print("usage: python -m progressd.runs.backends [PORT...]", file=sys.stderr)
+        return 2
+    try:
+        uvloop.run(_serve(ports))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"backends: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -91,7 +91,7 @@ class RunLeases:
             self.rollbacks[self._scenario_of(row)] += 1
         self._runner.rollback_users(rows, reason)
 
-    def abort(self, reason: str) -> None:
+    def abort(self, rows: Sequence[int], reason: str) -> None:
         self._runner.abort(reason)
 
     def holder_progress(self, row: int) -> tuple[float, str | None]:
