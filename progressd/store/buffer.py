@@ -83,8 +83,11 @@ class WriteBuffer:
             self._pending.events[key] = EventTally(count, at, at)
             return
         tally.count += count
-        tally.first_at = min(tally.first_at, at)
-        tally.at = max(tally.at, at)
+        # compares beat min()/max() calls on this per-event path
+        if at < tally.first_at:  # noqa: PLR1730
+            tally.first_at = at
+        if at > tally.at:  # noqa: PLR1730
+            tally.at = at
 
     def add_detailed_event(self, key: EventKey, at: float, detail: str) -> None:
         self._pending.detailed.append((key, at, detail))

@@ -31,6 +31,8 @@ from progressd.errors import StoreError
 from progressd.histogram import LatencyHistogram
 from progressd.store import queries
 from progressd.store.buffer import Pending, WriteBuffer
+from progressd.store.checkpoint import CheckpointResult, result_from_row
+from progressd.store.connection import connect
 from progressd.store.records import (
     COMMIT_BUCKETS,
     EVENT_KINDS,
@@ -40,15 +42,12 @@ from progressd.store.records import (
     SnapshotRecord,
     StoreStatistics,
 )
-from progressd.store.schema import MIGRATIONS, Migration, migrate
+from progressd.store.schema import MIGRATIONS, Migration
 
 __all__ = ["DB_NAME", "Store"]
 
 DB_NAME = "progressd.db"
-_WHAT_TO_DO = (
-    "progressd will not replace it: stop the daemon, move the file (and its -wal/-shm files) "
-    "aside, then restore a backup or start with an empty state directory (docs/operations.md)"
-)
+WAL_INLINE_CHECKPOINT_BYTES = 64 << 20  # past this, flush() checkpoints in-process
 _RUN_COLUMNS = frozenset({"status", "started_at", "finished_at", "summary"})
 _json = msgspec.json.Encoder()
 
@@ -75,6 +74,7 @@ class Store:
         self._buffer = WriteBuffer()
         self._runs: set[str] = {row[0] for row in conn.execute("SELECT id FROM runs")}
         self._commit_hist = LatencyHistogram(lowest=1e-6, highest=60.0)
+        self._checkpoint_hist = LatencyHistogram(lowest=1e-6, highest=60.0)
         self._commits = self._failed = self._rows = self._blob_bytes = 0
         self._max_buffered = self._appends = self._pruned = 0
 
@@ -96,12 +96,7 @@ class Store:
         where = os.fspath(path)
         if not Path(where).parent.is_dir():
             raise StoreError("the state directory does not exist; create it first", path=where)
-        conn = _connect(where)
-        try:
-            version = _prepare(conn, where, migrations)
-        except BaseException:
-            conn.close()
-            raise
+        conn, version = connect(where, migrations)
         return cls(conn, where, version=version, snapshots_kept=snapshots_kept, wall=wall)
 
     @property
@@ -129,7 +124,7 @@ class Store:
         at = self._wall() if created_at is None else created_at
         self._runs.add(run)
         self._buffer.add_run((run, name, source, digest, status, at))
-        self._appended()
+        self._appends += 1
 
     def update_run(self, run: str, **columns: Any) -> None:
         """Buffer new values for ``status``, ``started_at``, ``finished_at`` or ``summary``
@@ -145,7 +140,7 @@ class Store:
         if "summary" in columns and columns["summary"] is not None:
             columns["summary"] = _json.encode(columns["summary"]).decode()
         self._buffer.update_run(run, columns)
-        self._appended()
+        self._appends += 1
 
     def record_event(
         self,
@@ -164,7 +159,8 @@ class Store:
         Raises:
             StoreError: an unknown run or kind, or a count below 1.
         """
-        self._require_run(run)
+        if run not in self._runs:
+            self._require_run(run)
         if kind not in EVENT_KINDS or count < 1:
             raise StoreError(f"bad event: kind {kind!r} (use {sorted(EVENT_KINDS)}), {count=}")
         key = (run, kind, scenario, milestone, reason)
@@ -173,7 +169,7 @@ class Store:
             self._buffer.add_event(key, count, when)
         else:
             self._buffer.add_detailed_event(key, when, _json.encode(detail).decode())
-        self._appended()
+        self._appends += 1
 
     def record_sample(
         self,
@@ -196,7 +192,7 @@ class Store:
         when = self._wall() if at is None else at
         row = (run, scenario, when, done, total, rate, users_active, users_done)
         self._buffer.add_sample(row)
-        self._appended()
+        self._appends += 1
 
     def record_snapshot(
         self, run: str, data: bytes, *, version: int, at: float | None = None
@@ -209,7 +205,7 @@ class Store:
         self._require_run(run)
         when = self._wall() if at is None else at
         self._buffer.add_snapshot((run, when, version, bytes(data)))
-        self._appended()
+        self._appends += 1
 
     # -- writes: one transaction each --------------------------------------------------------
 
@@ -220,8 +216,10 @@ class Store:
             StoreError: the transaction failed (disk full, I/O error, locked); it was rolled
                 back and the rows stay buffered for the next flush.
         """
-        if not self._buffer.rows:
+        rows = self._buffer.rows
+        if not rows:
             return 0
+        self._max_buffered = max(self._max_buffered, rows)
         pending = self._buffer.take()
         began = time.perf_counter()
         try:
@@ -233,7 +231,33 @@ class Store:
         self._commit_hist.record(time.perf_counter() - began)
         self._commits += 1
         self._rows += written
+        if self.wal_bytes > WAL_INLINE_CHECKPOINT_BYTES:
+            self.checkpoint()
         return written
+
+    @property
+    def wal_bytes(self) -> int:
+        """Size of the ``-wal`` file (0 when there is none)."""
+        try:
+            return os.stat(self.path + "-wal").st_size
+        except OSError:
+            return 0
+
+    def checkpoint(self) -> CheckpointResult:
+        """Copy the WAL into the database in this process (fsyncs: a measured loop stall).
+        The daemon prefers ``checkpoint_in_subprocess``; this is the fallback.
+
+        Raises:
+            StoreError: the checkpoint failed.
+        """
+        began = time.perf_counter()
+        try:
+            row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"checkpoint failed: {exc}", path=self.path) from exc
+        seconds = time.perf_counter() - began
+        self._checkpoint_hist.record(seconds)
+        return result_from_row(row, seconds)
 
     def prune(self, older_than: float, *, limit: int = 10_000) -> int:
         """Delete at most ``limit`` samples taken before ``older_than`` (epoch seconds), in one
@@ -309,6 +333,7 @@ class Store:
             pruned_rows=self._pruned,
             commit_seconds=hist.summary(),
             commit_buckets=tuple(hist.count_le(bound) for bound in COMMIT_BUCKETS),
+            inline_checkpoint_seconds=self._checkpoint_hist.summary(),
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -316,11 +341,6 @@ class Store:
     def _require_run(self, run: str) -> None:
         if run not in self._runs:
             raise StoreError(f"unknown run {run!r}: add_run() it before recording its history")
-
-    def _appended(self) -> None:
-        self._appends += 1
-        rows = self._buffer.rows
-        self._max_buffered = max(self._max_buffered, rows)
 
     def _write(self, pending: Pending) -> int:
         return self._transaction(lambda conn: self._write_pending(conn, pending))
@@ -374,39 +394,3 @@ class Store:
             [(run, self.snapshots_kept) for run in pending.snapshots],
         )
         self._blob_bytes += sum(len(row[3]) for row in rows)
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, cached_statements=64)
-    except sqlite3.Error as exc:
-        raise StoreError(
-            f"cannot open the store: {exc}; check that the daemon's user may read and write "
-            "the file and its directory",
-            path=path,
-        ) from None
-    return conn
-
-
-def _prepare(conn: sqlite3.Connection, path: str, migrations: Sequence[Migration]) -> int:
-    try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 100")
-        problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-    except sqlite3.Error as exc:
-        if "unable to open" in str(exc) or "readonly" in str(exc):
-            message = f"cannot open the store: {exc}; check the file's owner and permissions"
-            raise StoreError(message, path=path) from None
-        raise StoreError(f"the store is unreadable ({exc}); {_WHAT_TO_DO}", path=path) from None
-    if problem != "ok":
-        raise StoreError(
-            f"the store failed its integrity check ({problem}); {_WHAT_TO_DO}", path=path
-        )
-    if str(mode).lower() != "wal":
-        raise StoreError(f"the store cannot use WAL mode here (got {mode!r})", path=path)
-    try:
-        return migrate(conn, path, migrations)
-    except sqlite3.Error as exc:
-        raise StoreError(f"migrating the store failed: {exc}", path=path) from None

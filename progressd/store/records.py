@@ -96,7 +96,8 @@ class StoreStatistics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     buffered); ``rows_written`` rows inserted or updated by flushes; ``buffered_rows`` rows
     waiting for the next flush (``max_buffered_rows`` the most ever waiting); ``appends``
     calls to the ``record_*`` methods; ``commit_seconds`` how long each flush held the loop;
-    ``commit_buckets`` cumulative counts per ``COMMIT_BUCKETS`` bound.
+    ``commit_buckets`` cumulative counts per ``COMMIT_BUCKETS`` bound;
+    ``inline_checkpoint_seconds`` the in-process (fallback) WAL checkpoints.
     """
 
     path: str
@@ -111,3 +112,4 @@ class StoreStatistics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     pruned_rows: int
     commit_seconds: HistogramSummary
     commit_buckets: tuple[int, ...]
+    inline_checkpoint_seconds: HistogramSummary

@@ -2,9 +2,10 @@
 
 ``install(daemon)`` registers a startup hook that opens ``<state.directory>/progressd.db``
 (a bad store stops the start with its ``StoreError``), a background task (a coroutine on the
-daemon's loop, no thread) that flushes every ``state.flush-interval`` and prunes samples older
-than ``state.retention`` once a minute in bounded chunks, a shutdown hook that flushes and
-closes, and a collector for the ``progressd_store_*`` metrics. Other extensions reach the open
+daemon's loop, no thread) that flushes every ``state.flush-interval``, prunes samples older
+than ``state.retention`` once a minute in bounded chunks and has a child process checkpoint
+the WAL once a minute (``checkpoint.py``), a shutdown hook that flushes and closes, and a
+collector for the ``progressd_store_*`` metrics. Other extensions reach the open
 store with ``store_of(daemon)``; install the store first so it opens before runs resume and
 closes after they snapshot.
 """
@@ -27,6 +28,7 @@ from prometheus_client.core import (
 
 from progressd.errors import StateError, StoreError
 from progressd.logs import get_logger
+from progressd.store.checkpoint import checkpoint_in_subprocess
 from progressd.store.core import DB_NAME, Store
 from progressd.store.records import COMMIT_BUCKETS
 
@@ -38,6 +40,7 @@ __all__ = ["StoreCollector", "StoreService", "install", "store_of"]
 log = get_logger("progressd.store")
 
 PRUNE_EVERY = 60.0
+CHECKPOINT_EVERY = 60.0
 _services: weakref.WeakKeyDictionary[Daemon, StoreService] = weakref.WeakKeyDictionary()
 
 
@@ -48,6 +51,11 @@ class StoreService:
         self.daemon = daemon
         self.store: Store | None = None
         self._last_prune = 0.0
+        self._last_checkpoint = time.monotonic()
+        self._checkpointed_commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
+        self.checkpoints = 0
+        self.checkpoint_failures = 0
 
     @property
     def path(self) -> Path:
@@ -67,6 +75,8 @@ class StoreService:
 
     async def stop(self) -> None:
         """Flush what is buffered and close the store (runs after the other shutdown hooks)."""
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
         store, self.store = self.store, None
         if store is None:
             return
@@ -87,12 +97,39 @@ class StoreService:
         except StoreError as exc:
             log.error("store flush failed; will retry", error=str(exc))
             return 0
+        self._checkpoint_when_due(store)
         return written
 
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(self.daemon.config.state.flush_interval)
             self.flush_now()
+
+    def _checkpoint_when_due(self, store: Store) -> None:
+        commits = store.statistics().commits
+        running = self._checkpoint is not None and not self._checkpoint.done()
+        due = time.monotonic() - self._last_checkpoint >= CHECKPOINT_EVERY
+        if running or not due or commits == self._checkpointed_commits:
+            return
+        self._last_checkpoint = time.monotonic()
+        self._checkpointed_commits = commits
+        self._checkpoint = self.daemon.spawn(self._checkpoint_out_of_loop(), "store-checkpoint")
+
+    async def _checkpoint_out_of_loop(self) -> None:
+        try:
+            result = await checkpoint_in_subprocess(str(self.path))
+        except StoreError as exc:
+            self.checkpoint_failures += 1
+            log.warning("checkpoint in a child process failed; checkpointing here", error=str(exc))
+            if self.store is None:
+                return
+            try:
+                result = self.store.checkpoint()
+            except StoreError as inline:
+                log.error("store checkpoint failed", error=str(inline))
+                return
+        self.checkpoints += 1
+        log.debug("store checkpoint", frames=result.checkpointed, seconds=round(result.seconds, 4))
 
     def _prune_when_due(self, store: Store) -> None:
         now = time.time()
