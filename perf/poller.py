@@ -19,12 +19,15 @@ machine moves all of them together and the ratios stay meaningful.
   are ``LegacyWorkbook`` dicts, a loop polls every user each tick for ``due <= now`` and runs
   the due ones (done work, iteration, next due), and ``scan_forever(0.05)`` finds changes by
   comparing every user with its last copy; it yields to the loop once per tick.
+  ``legacy_tasks_steps_per_s_100000``: the other first-version shape, a task per user
+  (``await asyncio.sleep(0)`` as think 0) writing the same dicts, with the same scan;
+  ``ratio_vs_legacy_tasks`` compares against it.
 - ``wake_latency_p50_ms`` / ``wake_latency_p99_ms``: 100,000 timer waiters on ``Poller.run()``
-  (monotonic clock), each re-arming 2-4 s (uniform) after it wakes (~33k wakes/s); due instant
-  to run, from the poller's histogram (bucket upper bounds: never below the true value) over a
-  3 s window after every waiter has woken once. ``wake_latency_max_ms`` is exact.
-  ``runner_wake_latency_*``: the same with 100,000 Runner users thinking 2-4 s (each wake also
-  writes the workbook).
+  (monotonic clock), first due spread over 10 s, each re-arming 9-11 s (uniform) after it
+  wakes: ~10,000 wakes/s, like 100,000 users with ~10 s think times. Due instant to run, from
+  the poller's histogram (bucket upper bounds: never below the true value) over a 3 s window
+  after a 2 s settle. ``wake_latency_max_ms`` is exact. ``runner_wake_latency_*``: the same
+  load as 100,000 Runner users (ramp 10 s, think 9-11 s), each wake also writing the workbook.
 - ``loadavg_1m``: the machine's 1-minute load average when the run ended (other processes
   competing for the two cores inflate latency and deflate every rate alike).
 - ``locust_tasks_per_s``: only when Locust is importable (``locust_available``).
@@ -193,30 +196,63 @@ async def legacy_noop(users: int, seconds: float) -> float:
     return rate
 
 
+async def legacy_tasks_noop(users: int, seconds: float) -> float:
+    """The first-version design: a task per user, progress in ``LegacyWorkbook`` dicts, changes
+    found by ``scan_forever(0.05)``; think 0 is ``await asyncio.sleep(0)``."""
+    workbook = LegacyWorkbook((), rows=users)
+    scanner = asyncio.ensure_future(workbook.scan_forever(0.05))
+    steps = 0
+    running = True
+
+    async def user(row: int) -> None:
+        nonlocal steps
+        while running:
+            workbook.add(row, Field.DONE, 1)
+            workbook.add(row, Field.ITERATION, 1)
+            steps += 1
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.ensure_future(user(row)) for row in range(users)]
+    await asyncio.sleep(WARMUP)
+    start, before = time.perf_counter(), steps
+    await asyncio.sleep(seconds)
+    rate = (steps - before) / (time.perf_counter() - start)
+    running = False
+    await asyncio.gather(*tasks)
+    scanner.cancel()
+    await asyncio.gather(scanner, return_exceptions=True)
+    return rate
+
+
 async def wake_latency(users: int, window: float) -> dict[str, float]:
-    """100,000 timer waiters on the poller; each callback re-arms its user 2-4 s later."""
+    """100,000 timer waiters on the poller, first due spread over 10 s, each re-arming 9-11 s
+    after it wakes: ~10,000 wakes/s, like 100,000 users with ~10 s think times."""
     poller = Poller(MonotonicClock())
     rank = poller.default_rank
-    rng = random.Random(1)
-    uniform = rng.uniform
+    uniform = random.Random(1).uniform
 
     def wake(handle: ProgressPollable) -> None:
-        poller.subscribe_timer(poller.now + uniform(2.0, 4.0), wake, handle.owner, rank)
+        poller.subscribe_timer(poller.now + uniform(9.0, 11.0), wake, handle.owner, rank)
 
     now = poller.clock.now()
     for row in range(users):
-        poller.subscribe_timer(now + uniform(0.0, 2.0), wake, row, rank)
+        poller.subscribe_timer(now + uniform(0.0, 10.0), wake, row, rank)
     return await _latency_window(poller, window, "")
 
 
 async def runner_wake_latency(users: int, window: float) -> dict[str, float]:
-    """The same through the Runner: 100,000 users thinking 2-4 s, writing the workbook."""
-    plan = plan_for(users, "{min: 2s, max: 4s}")
+    """The same through the Runner: 100,000 users ramped over 10 s, thinking 9-11 s; every wake
+    also writes the workbook."""
+    plan = load_plan_text(
+        f"version: 2\nname: perf\nload:\n  scenarios:\n    - name: s\n      users: {users}\n"
+        "      ramp: 10s\n      duration: 1h\n      steps:\n        - think: {min: 9s, max: 11s}\n",
+        file="perf.yaml",
+    )
     poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
                     budget=plan.progress.poller.budget)  # fmt: skip
     runner = Runner(plan, poller, seed=1)
     runner.start()
-    result = await _latency_window(poller, window, "runner_", settle=4.2)
+    result = await _latency_window(poller, window, "runner_")
     runner.cancel()
     return result
 
@@ -225,7 +261,7 @@ async def _latency_window(
     poller: Poller, window: float, prefix: str, settle: float = 2.2
 ) -> dict[str, float]:
     main = asyncio.ensure_future(poller.run())
-    await asyncio.sleep(settle)  # every waiter has woken once: the wake rate is steady
+    await asyncio.sleep(settle)
     poller.reset_statistics()
     await asyncio.sleep(window)
     stats = poller.statistics()
@@ -260,6 +296,7 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
             sample(f"noop_steps_per_s_{users}", lambda u=users: progressd_noop(u, seconds))
             sample(f"poller_noop_steps_per_s_{users}", lambda u=users: poller_noop(u, seconds))
             sample(f"legacy_steps_per_s_{users}", lambda u=users: legacy_noop(u, seconds))
+        sample("legacy_tasks_steps_per_s_100000", lambda: legacy_tasks_noop(100_000, seconds))
         sample(
             "noop_steps_per_s_100000_null_store",
             lambda: progressd_noop(100_000, seconds, null_store=True),
@@ -273,6 +310,7 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
     result["ratio_vs_legacy_10000"] = round(
         result["noop_steps_per_s_10000"] / result["legacy_steps_per_s_10000"], 3
     )
+    result["ratio_vs_legacy_tasks"] = round(ours / result["legacy_tasks_steps_per_s_100000"], 3)
     result["null_store_ratio_vs_bare_loop"] = round(
         result["noop_steps_per_s_100000_null_store"] / bare, 3
     )
