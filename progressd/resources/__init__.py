@@ -7,13 +7,16 @@ event sink) and the failure actions.
 from __future__ import annotations
 
 from progressd.resources.checks import ExecCheck, HealthCheck, HttpCheck, TcpCheck, run_check
+from progressd.resources.demand import DemandForecast
 from progressd.resources.leases import Lease, LeaseRequest, LeaseTable
 from progressd.resources.manager import ResourceManager
 from progressd.resources.members import CheckResult, Hysteresis, Member, MemberState, Transition
 from progressd.resources.pool import Pool, parse_members
 from progressd.resources.records import (
+    CapacityForecast,
     CheckCompleted,
     CheckStatistics,
+    DemandRecord,
     FailureAction,
     LeaseRecord,
     LeasesExpired,
@@ -48,9 +51,12 @@ from progressd.resources.spec import (
 
 __all__ = [
     "Cancellable",
+    "CapacityForecast",
     "CheckCompleted",
     "CheckResult",
     "CheckStatistics",
+    "DemandForecast",
+    "DemandRecord",
     "EventSink",
     "ExecCheck",
     "FailureAction",

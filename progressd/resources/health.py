@@ -100,6 +100,15 @@ class HealthMonitor:
         if slot is not None and slot.handle is not None:
             self._schedule(slot, slot.due)
 
+    def check_soon(self, pool: Pool, member: Member) -> bool:
+        """Bring a member's pending check forward to now; whether it was pending later."""
+        slot = self._slots.get((pool.name, member.address))
+        now = self._clock.now()
+        if slot is None or slot.handle is None or slot.due <= now:
+            return False
+        self._schedule(slot, now)
+        return True
+
     def statistics(self) -> CheckStatistics:
         """Checks run by result, timeouts, and checks in flight now."""
         return CheckStatistics(

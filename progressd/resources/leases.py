@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from progressd.clock import Clock
 from progressd.errors import ResourceError
+from progressd.resources.demand import DemandForecast
 from progressd.resources.members import Member
 from progressd.resources.pool import Pool
 from progressd.resources.records import LeasesExpired, LeaseStatistics, ReleaseReason
@@ -121,6 +122,7 @@ class LeaseTable:
         self._armed: Cancellable | None = None
         self._armed_at = math.inf
         self.grants = self.releases = self.expiries = 0
+        self.demand: dict[str, DemandForecast] = {}
 
     # -- the runner's hooks -------------------------------------------------------------------
 
@@ -131,6 +133,9 @@ class LeaseTable:
         Raises:
             ResourceError: for an unknown pool, or a row that holds a lease on another pool.
         """
+        return self._acquire(row, request, fresh=True)
+
+    def _acquire(self, row: int, request: LeaseRequest, *, fresh: bool) -> Lease | None:
         held = self.by_row.get(row)
         if held is not None:
             if held.request.pool != request.pool:
@@ -144,6 +149,8 @@ class LeaseTable:
             if shared is not None:
                 self._attach(shared, row)
                 return shared
+        if fresh:
+            self.forecast(pool.name).on_request(self._clock.now())
         if not self._queues.get(pool.name):
             member = pool.select()
             if member is not None:
@@ -243,7 +250,7 @@ class LeaseTable:
                 self._bind(pool, member, lease, self._clock.now())
                 continue
             for row, old in self.revoke((lease,), reason, notify=False):
-                if self.acquire(row, old.request) is None:
+                if self._acquire(row, old.request, fresh=False) is None:
                     self._binding.lease_changed(row, None)
                 moved += 1
         return moved
@@ -273,6 +280,13 @@ class LeaseTable:
                     self._binding.lease_changed(row, None)
                     rows.append(row)
         return rows
+
+    def forecast(self, pool: str) -> DemandForecast:
+        """The pool's demand forecast (created on first use)."""
+        demand = self.demand.get(pool)
+        if demand is None:
+            demand = self.demand[pool] = DemandForecast()
+        return demand
 
     def close(self) -> None:
         """Withdraw the pending expiry call (shutdown)."""
@@ -352,6 +366,8 @@ class LeaseTable:
             self.expiries += 1
         else:
             self.releases += 1
+        if reason in ("released", "milestone", "end", "expired"):
+            self.forecast(pool.name).on_release(self._clock.now() - lease.granted_at)
 
     def _inherit(self, pool: Pool, member: Member, delta: int) -> None:
         before = member.high_holders

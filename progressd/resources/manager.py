@@ -41,7 +41,9 @@ from progressd.resources.leases import Lease, LeaseRequest, LeaseTable
 from progressd.resources.members import CheckResult, Member
 from progressd.resources.pool import Pool
 from progressd.resources.records import (
+    CapacityForecast,
     CheckCompleted,
+    DemandRecord,
     FailureAction,
     LeaseRecord,
     MemberRecord,
@@ -248,6 +250,52 @@ class ResourceManager:
             leases=len(leases), reason=reason, at=self._clock.now(),
         ))  # fmt: skip
 
+    # -- resource-use prediction (demand.py) ---------------------------------------------------
+
+    def forecast(self, pool_name: str, horizon_s: float) -> DemandRecord:
+        """The pool's predicted lease use ``horizon_s`` from now.
+
+        Raises:
+            ResourceError: for an unknown pool.
+        """
+        pool = self._pool(pool_name)
+        demand = self.leases.forecast(pool_name)
+        active = pool.count_holders()
+        return DemandRecord(
+            pool=pool_name,
+            horizon_s=horizon_s,
+            active=active,
+            waiters=self.leases.waiters(pool_name),
+            predicted=demand.predict(active, horizon_s),
+            healthy_capacity=_healthy_capacity(pool),
+            rate_per_s=demand.rate_per_s,
+            hold_s=demand.hold_s,
+        )
+
+    def prepare(self, horizon_s: float) -> list[CapacityForecast]:
+        """Prepare resources ahead of predicted progress: for every pool whose predicted use
+        ``horizon_s`` ahead exceeds the room on its healthy members, bring the checks of its
+        critical members forward so recovered ones rejoin before the demand arrives. The daemon
+        calls it periodically; returns (and emits) one ``CapacityForecast`` per such pool."""
+        out: list[CapacityForecast] = []
+        for pool in self.pools.values():
+            record = self.forecast(pool.name, horizon_s)
+            capacity, predicted = record.healthy_capacity, record.predicted
+            if capacity is None or predicted is None or predicted <= capacity:
+                continue
+            prepared = tuple(
+                member.address
+                for member in pool.members.values()
+                if member.health == "critical" and self.health.check_soon(pool, member)
+            )
+            event = CapacityForecast(
+                pool=pool.name, horizon_s=horizon_s, predicted=predicted, capacity=capacity,
+                prepared=prepared, at=self._clock.now(),
+            )  # fmt: skip
+            self._events.emit(event)
+            out.append(event)
+        return out
+
     async def wait_checks_idle(self) -> None:
         """Wait until no health check is in flight (tests and shutdown)."""
         await self.health.wait_idle()
@@ -362,3 +410,15 @@ class ResourceManager:
                 f"pool {pool_name!r} has no member {address!r} (members: {', '.join(pool.members)})"
             )
         return pool, member
+
+
+def _healthy_capacity(pool: Pool) -> int | None:
+    """Leases the pool's healthy members can hold at once (``None``: unlimited)."""
+    total = 0
+    for member in pool.members.values():
+        if member.rank is None:
+            continue
+        if member.capacity is None:
+            return None
+        total += member.capacity
+    return total

@@ -63,7 +63,19 @@ class LeasesExpired(_Record, tag="leases-expired", frozen=True):
     at: float
 
 
-ResourceEvent = CheckCompleted | MemberTransition | FailureAction | LeasesExpired
+class CapacityForecast(_Record, tag="capacity-forecast", frozen=True):
+    """Predicted demand exceeds the room on healthy members; ``prepared`` lists the critical
+    members whose checks were brought forward."""
+
+    pool: str
+    horizon_s: float
+    predicted: float
+    capacity: int
+    prepared: tuple[str, ...]
+    at: float
+
+
+ResourceEvent = CheckCompleted | MemberTransition | FailureAction | LeasesExpired | CapacityForecast
 
 
 class LeaseRecord(_Record, frozen=True):
@@ -109,6 +121,20 @@ class PoolRecord(_Record, frozen=True):
     leases_active: int
     waiters: int
     members: tuple[MemberRecord, ...]
+
+
+class DemandRecord(_Record, frozen=True):
+    """A pool's predicted lease use ``horizon_s`` ahead (``None`` fields: not learnt yet or
+    unlimited)."""
+
+    pool: str
+    horizon_s: float
+    active: int
+    waiters: int
+    predicted: float | None
+    healthy_capacity: int | None
+    rate_per_s: float | None
+    hold_s: float | None
 
 
 class PoolStatistics(_Record, frozen=True):
