@@ -352,9 +352,12 @@ def default_extensions() -> tuple[Extension, ...]:
     """The capabilities ``progressd serve`` installs into every daemon.
 
     Later capabilities (runs, pools, leases...) add their ``install(daemon)`` here, imported
-    lazily so the core never imports the daemon.
+    lazily so the core never imports the daemon. The store comes first: its startup hook opens
+    the history before runs resume, and its shutdown hook (hooks run in reverse) closes it last.
     """
-    return ()
+    from progressd.store import install as install_store
+
+    return (install_store,)
 
 
 def build_daemon(

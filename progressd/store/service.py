@@ -180,14 +180,13 @@ class StoreCollector:
         )
 
 
-def install(daemon: Daemon) -> StoreService:
+def install(daemon: Daemon) -> None:
     """Make ``daemon`` open, flush and close the store; an ``Extension``."""
     service = StoreService(daemon)
     _services[daemon] = service
     daemon.add_startup_hook("store-open", service.start)
     daemon.add_shutdown_hook("store-close", service.stop)
     daemon.telemetry.register(StoreCollector(service))
-    return service
 
 
 def store_of(daemon: Daemon) -> Store:
