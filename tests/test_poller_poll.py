@@ -247,3 +247,17 @@ async def test_poller_idle_wait_is_never_empty() -> None:
     assert poller._wait_deadline(clock.now()) == (clock.now() + 0.25, False)
     poller.add_iteration_hook(lambda now: None, lambda: clock.now() + 0.1)
     assert poller._wait_deadline(clock.now()) == (clock.now() + 0.1, False)
+
+
+async def test_poller_run_never_misses_a_handle_made_ready_mid_iteration() -> None:
+    poller, _ = make_poller()
+    fired = asyncio.Event()
+    later = poller.subscribe(PollableKind.REPORT, lambda _: fired.set())
+    # made ready from inside a callback, i.e. while an iteration's batch is running
+    poller.subscribe_timer(poller.now, lambda _: poller.make_ready(later, "report"))
+    runner = asyncio.ensure_future(poller.run())
+    await asyncio.wait_for(fired.wait(), 5)
+    poller.stop()
+    await runner
+    assert later.fired and later.value == "report"
+    assert poller.statistics().iterations >= 2  # it ran in the next iteration, not this one
