@@ -37,6 +37,7 @@ class Backend:
         self.counts: Counter[str] = Counter()
         self._tokens = count(1)
         self._runner: web.AppRunner | None = None
+        self._waiters: list[tuple[str, int, asyncio.Future[None]]] = []
 
     @property
     def address(self) -> str:
@@ -53,7 +54,9 @@ class Backend:
         return app
 
     async def start(self) -> None:
-        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self._app(), access_log=None, handle_signals=False, shutdown_timeout=0.2
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, backlog=1024, reuse_address=True)
         try:
@@ -71,8 +74,21 @@ class Backend:
             await self._runner.cleanup()
             self._runner = None
 
+    async def wait_requests(self, path: str, n: int) -> None:
+        """Wait until ``path`` has been requested at least ``n`` times."""
+        if self.counts[path] < n:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.append((path, n, future))
+            await future
+
     def _count(self, request: web.Request) -> None:
-        self.counts[request.path] += 1
+        path = request.path
+        self.counts[path] += 1
+        if self._waiters:
+            for waiter in [w for w in self._waiters if w[0] == path and self.counts[path] >= w[1]]:
+                self._waiters.remove(waiter)
+                if not waiter[2].done():
+                    waiter[2].set_result(None)
 
     async def _home(self, request: web.Request) -> web.Response:
         self._count(request)

@@ -1,0 +1,158 @@
+"""The http step against real shop backends on 127.0.0.1: what is sent, what is extracted,
+``when:`` guards, expectations, and failures counted by class."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from run_testkit import run_text, scenario
+
+from progressd.errors import StateError
+from progressd.runs.backends import running_backends
+from progressd.steps import extract_path
+from progressd.workbook import Field
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_http_step_sends_one_request_per_user_and_iteration() -> None:
+    async with running_backends() as (backend,):
+        steps = f'        - http: {{method: GET, url: "http://{backend.address}/"}}\n'
+        run, summary = await run_text(scenario(steps, users=5, bounds="iterations: 2"))
+    assert backend.counts["/"] == 10
+    assert summary.requests == 10
+    assert summary.errors == 0
+    assert summary.state == "succeeded"
+    metrics = run.figures.metrics["s"]
+    assert metrics.http.count == 10
+    assert metrics.step_latency["http-0"].count == 10
+
+
+async def test_http_step_extracts_json_and_later_steps_use_it() -> None:
+    async with running_backends() as (backend,):
+        base = f"http://{backend.address}"
+        steps = f"""\
+        - name: login
+          http: {{method: POST, url: "{base}/login", json: {{user: "user-{{{{ user.id }}}}"}}}}
+          extract: {{token: json.token, who: json.user, code: status}}
+        - name: buy
+          http:
+            method: POST
+            url: "{base}/buy?items=2"
+            headers: {{Authorization: "Bearer {{{{ vars.token }}}}"}}
+          expect: {{status: 200}}
+"""
+        run, summary = await run_text(scenario(steps, users=3))
+    assert backend.counts["/buy"] == 3
+    assert summary.errors == 0
+    assert summary.thresholds == {}
+    for row in range(3):
+        variables = run.workbook.get_cold(row, Field.VARS)
+        assert isinstance(variables, dict)
+        assert variables["who"] == f"user-{row}"
+        assert variables["code"] == 200
+        assert str(variables["token"]).startswith("tok-")
+
+
+async def test_http_step_when_guard_skips_the_step_without_the_variable() -> None:
+    async with running_backends() as (backend,):
+        base = f"http://{backend.address}"
+        steps = f"""\
+        - name: login
+          http: {{method: POST, url: "{base}/login"}}
+          extract: {{token: json.missing}}
+        - name: buy
+          when: "{{{{ vars.token }}}}"
+          http: {{method: POST, url: "{base}/buy"}}
+"""
+        run, summary = await run_text(scenario(steps, users=4))
+    assert backend.counts["/login"] == 4
+    assert backend.counts["/buy"] == 0
+    assert run.runner.statistics().steps_skipped == 4
+    assert run.figures.metrics["s"].errors_by_class == {"extract": 4}
+    assert summary.errors == 4
+
+
+async def test_http_step_unexpected_status_is_a_status_error_and_a_failed_check() -> None:
+    async with running_backends() as (backend,):
+        steps = (
+            f'        - http: {{method: GET, url: "http://{backend.address}/status/503"}}\n'
+            "          expect: {status: [200, 201]}\n"
+        )
+        run, summary = await run_text(scenario(steps, users=3))
+    metrics = run.figures.metrics["s"]
+    assert metrics.errors_by_class == {"status": 3}
+    assert (metrics.checks, metrics.checks_passed) == (3, 0)
+    assert metrics.http_failed == 3
+    assert summary.errors == 3
+    error = run.workbook.get_cold(0, Field.ERROR_TEXT)
+    assert error == "http-0: status 503, expected 200, 201"
+
+
+async def test_http_step_without_expect_fails_on_4xx_and_passes_3xx() -> None:
+    async with running_backends() as (backend,):
+        base = f"http://{backend.address}"
+        steps = (
+            f'        - http: {{method: GET, url: "{base}/status/404"}}\n'
+            f'        - http: {{method: GET, url: "{base}/status/304"}}\n'
+        )
+        run, _ = await run_text(scenario(steps, users=2))
+    metrics = run.figures.metrics["s"]
+    assert metrics.errors_by_class == {"status": 2}
+    assert metrics.steps == 4
+    assert metrics.checks == 0
+
+
+async def test_http_step_slower_than_expected_is_an_expectation_error() -> None:
+    async with running_backends() as (backend,):
+        steps = (
+            f'        - http: {{method: GET, url: "http://{backend.address}/slow?ms=60"}}\n'
+            "          expect: {status: 200, latency: 10ms}\n"
+        )
+        run, _ = await run_text(scenario(steps, users=2))
+    metrics = run.figures.metrics["s"]
+    assert metrics.errors_by_class == {"expectation": 2}
+    assert (metrics.checks, metrics.checks_passed) == (4, 2)
+    assert metrics.http.min >= 0.06
+
+
+async def test_http_step_timeout_is_counted_as_timeout() -> None:
+    async with running_backends() as (backend,):
+        steps = (
+            f'        - http: {{method: GET, url: "http://{backend.address}/slow?ms=3000", '
+            "timeout: 100ms}\n"
+        )
+        run, summary = await run_text(scenario(steps, users=2))
+    assert run.figures.metrics["s"].errors_by_class == {"timeout": 2}
+    assert summary.duration_s < 2.0
+
+
+async def test_http_step_connection_refused_is_counted_by_class() -> None:
+    steps = f'        - http: {{method: GET, url: "http://127.0.0.1:{_closed_port()}/"}}\n'
+    run, summary = await run_text(scenario(steps, users=3))
+    metrics = run.figures.metrics["s"]
+    assert metrics.errors_by_class == {"connect-refused": 3}
+    assert metrics.http_failed == 3
+    assert metrics.http.count == 0
+    assert summary.errors == 3
+
+
+async def test_http_step_missing_template_field_is_a_request_error() -> None:
+    steps = '        - http: {method: GET, url: "http://{{ lease.address }}/"}\n'
+    run, _ = await run_text(scenario(steps, users=2))
+    assert run.figures.metrics["s"].errors_by_class == {"request": 2}
+    error = run.workbook.get_cold(1, Field.ERROR_TEXT)
+    assert isinstance(error, str) and "could not be sent" in error
+
+
+def test_extract_path_reads_json_paths_status_and_body() -> None:
+    assert extract_path("json.items[0].id") == ("json", ("items", 0, "id"))
+    assert extract_path("json[2]") == ("json", (2,))
+    assert extract_path("status") == ("status", ())
+    with pytest.raises(StateError, match="response headers are not kept"):
+        extract_path("header.X-Token")
