@@ -110,7 +110,9 @@ async def test_killed_backend_rolls_back_its_holders_onto_healthy_members() -> N
     await h.check_round()
     ((rolled, reason),) = h.binding.rollbacks
     assert set(rolled) == doomed
-    assert f"127.0.0.1:{killed.port} critical" in reason
+    assert reason == "health-check-failed"
+    (action,) = h.actions()
+    assert f"127.0.0.1:{killed.port} critical" in action.reason
     assert h.holders_by_port() == {backends[0].port: 15, backends[2].port: 15}
     assert len(h.binding.leases) == 30
     await killed.start()  # same port again

@@ -96,12 +96,13 @@ def test_manager_rollback_rolls_holders_back_and_re_leases_a_healthy_member() ->
     assert len(s.binding.rollbacks) == 1
     rows, reason = s.binding.rollbacks[0]
     assert sorted(rows) == [0, 2]
-    assert reason == "p/h:1 critical (critical: connection refused)"
+    assert reason == "health-check-failed"
     assert s.lease_ports() == {0: 2, 1: 2, 2: 2, 3: 2}
     stats = s.manager.statistics()
     assert (stats.rollbacks_triggered_total, stats.rows_rolled_back_total) == (1, 2)
     action = [e for e in s.events.events if isinstance(e, FailureAction)]
     assert [(a.action, a.rows, a.leases) for a in action] == [("rollback", 2, 2)]
+    assert action[0].reason == "p/h:1 critical (critical: connection refused)"
 
 
 def test_manager_release_moves_holders_without_rollback() -> None:

@@ -9,10 +9,11 @@ Seams (Protocols in ``seams.py`` and ``spec.py``; the manager imports no other p
   or one check in flight (one task holding one awaitable, see ``health.py``); the lease table
   adds one entry for the earliest expiry. Never a task per member per interval.
 - ``ProgressBinding``: the runner's side of the two-way binding. ``lease_changed(row, id|None)``
-  keeps the row's lease column current; ``rollback_users(rows, reason)`` rolls rows back to their
-  last stable point; ``abort(rows, reason)`` fails the run(s) of ``rows``;
-  ``holder_progress(row)`` lets a lease show its holder's progress and milestone
-  (``lease_records``). Pools shared by several runs go through a ``RunRouter``.
+  keeps the row's lease column current; ``rollback_users(rows, "health-check-failed")`` rolls
+  rows back to their last stable point (the readable cause is in the ``FailureAction`` event);
+  ``abort(rows, reason)`` fails the run(s) of ``rows``; ``holder_progress(row)`` lets a lease
+  show its holder's progress and milestone (``lease_records``). Pools shared by several runs
+  go through a ``RunRouter``.
 - ``EventSink.emit(event)``: check results, member transitions, failure actions and expiries.
 - ``PoolConfig`` / ``LeaseConfig``: what to build; the DSL's ``PoolPlan`` and ``LeasePlan``
   satisfy them as they are.
@@ -41,6 +42,7 @@ from progressd.resources.leases import Lease, LeaseRequest, LeaseTable
 from progressd.resources.members import CheckResult, Member
 from progressd.resources.pool import Pool
 from progressd.resources.records import (
+    ROLLBACK_CODE,
     CapacityForecast,
     CheckCompleted,
     DemandRecord,
@@ -237,7 +239,7 @@ class ResourceManager:
         rows = [row for lease in leases for row in lease.rows]
         reason = f"{pool.name}/{member.address} critical ({cause})"
         if action == "rollback" and rows:
-            self._binding.rollback_users(rows, reason)
+            self._binding.rollback_users(rows, ROLLBACK_CODE)
             self._rollbacks += 1
             self._rolled_rows += len(rows)
         if action in ("rollback", "release"):

@@ -12,6 +12,10 @@ from typing import Literal
 import msgspec
 
 OnFailure = Literal["rollback", "release", "ignore", "abort"]
+RollbackCode = Literal["health-check-failed"]
+ROLLBACK_CODE: RollbackCode = "health-check-failed"
+"""The reason code ``rollback_users`` receives (one of the workbook's rollback reasons); the
+readable cause (pool, member, check detail) travels in the ``FailureAction`` event."""
 ReleaseReason = Literal[
     "released", "milestone", "end", "expired", "member-failed", "pool-removed", "shutdown"
 ]

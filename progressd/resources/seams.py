@@ -58,7 +58,8 @@ class ProgressBinding(Protocol):
         """The row now holds ``lease_id`` (``None``: no lease; it waits or re-leases)."""
 
     def rollback_users(self, rows: Sequence[int], reason: str) -> None:
-        """Roll every row back to its last stable point and record ``reason``."""
+        """Roll every row back to its last stable point and record ``reason``, a rollback
+        reason code (``health-check-failed``, see ``records.ROLLBACK_CODE``)."""
 
     def abort(self, rows: Sequence[int], reason: str) -> None:
         """Fail the run (or, through a ``RunRouter``, the runs) that ``rows`` belong to,
