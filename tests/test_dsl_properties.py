@@ -48,7 +48,11 @@ json_like = st.recursive(
 documents = st.one_of(
     json_like,
     st.fixed_dictionaries(
-        {"version": st.sampled_from([2, 1]), "name": _scalars, "load": json_like},
+        {
+            "version": st.one_of(st.sampled_from([2, 1]), json_like),
+            "name": _scalars,
+            "load": json_like,
+        },
         optional={"progress": json_like, "resources": json_like, "vars": json_like},
     ),
 )

@@ -125,9 +125,15 @@ def read_version(data: Any) -> int:
         if "scenarios" in data and "load" not in data:
             return 1
         raise SpecError((), 'missing "version": put "version: 2" at the top of the document')
-    if version in (1, 2) and not isinstance(version, bool):
-        return int(version)
-    raise SpecError(("version",), f"unsupported version {version!r}; this progressd reads 1 and 2")
+    if version in (1, 2) and isinstance(version, int) and not isinstance(version, bool):
+        return version
+    near = None
+    if isinstance(version, str | float) and not isinstance(version, bool):
+        near = {"1": 1, "2": 2, 1.0: 1, 2.0: 2}.get(version)
+    hint = f" (write the whole number: version: {near})" if near else ""
+    raise SpecError(
+        ("version",), f"unsupported version {version!r}; this progressd reads 1 and 2{hint}"
+    )
 
 
 def _load_yaml(source: str, file: str) -> Any:
