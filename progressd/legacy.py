@@ -22,7 +22,6 @@ from typing import Any, Final
 import msgspec
 
 from progressd.errors import StateError
-from progressd.workbook.columns import sizeof_value
 from progressd.workbook.fields import (
     ADDABLE_FIELDS,
     ROLLBACK_REASONS,
@@ -206,10 +205,16 @@ class LegacyWorkbook:
         )
 
     def memory_bytes(self) -> int:
-        """Deep size of every user dict, the scan copies and the lists holding them."""
+        """Deep size of every user dict (its stable copy included) and the scan copies.
+
+        Objects shared by every user (field-name keys, status and milestone names, small ints)
+        are not counted; objects a user shares with its own stable or scan copy count once.
+        """
+        shared = {id(name) for name in (*_STATUS_NAMES, *self._milestones)}
         total = sys.getsizeof(self.users) + sys.getsizeof(self._seen)
         for user, seen in zip(self.users, self._seen, strict=True):
-            total += sizeof_value(user) + sys.getsizeof(seen)
+            counted = set(shared)
+            total += _deep_size(user, counted) + _deep_size(seen, counted)
         return total
 
     def _user(self, row: int) -> dict[str, Any]:
@@ -247,6 +252,20 @@ def _new_user(row: int) -> dict[str, Any]:
         "version": 0,
         "stable": None,
     }
+
+
+def _deep_size(value: object, counted: set[int]) -> int:
+    if value is None or isinstance(value, bool) or id(value) in counted:
+        return 0
+    if isinstance(value, int) and -5 <= value <= 256:
+        return 0
+    counted.add(id(value))
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        size += sum(_deep_size(v, counted) for v in value.values())
+    elif isinstance(value, list | tuple | set | frozenset):
+        size += sum(_deep_size(item, counted) for item in value)
+    return size
 
 
 def _to_stored(field: Field, value: int | float) -> object:

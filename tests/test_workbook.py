@@ -82,7 +82,9 @@ def test_workbook_set_rejects_bad_fields_and_values() -> None:
         wb.set(0, Field.MILESTONE, 1)
     with pytest.raises(StateError, match="is not a Status"):
         wb.set(0, Field.STATUS, 99)
-    with pytest.raises(StateError, match="expected an integer"):
+    with pytest.raises(StateError, match="step=1.5"):
+        wb.set(0, Field.STEP, 1.5)
+    with wb.dispatching(), pytest.raises(StateError, match="expected an integer"):
         wb.set(0, Field.STEP, 1.5)
     with pytest.raises(StateError, match="does not fit"):
         wb.set(0, Field.STEP, 2**40)

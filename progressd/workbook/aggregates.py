@@ -10,10 +10,15 @@ from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from progressd.workbook.fields import Field, Status
 from progressd.workbook.model import ProgressTotals
+
+_DONE: Final = int(Field.DONE)
+_STATUS: Final = int(Field.STATUS)
+_ERRORS: Final = int(Field.ERRORS)
+_MILESTONE: Final = int(Field.MILESTONE)
 
 
 @dataclass(slots=True)
@@ -41,14 +46,14 @@ class Aggregates:
 
     def on_change(self, f: Field, old: int | float, new: int | float) -> None:
         """Account for hot field ``f`` moving from ``old`` to ``new`` on one row."""
-        if f == Field.DONE:
+        if f == _DONE:
             self.done_work += int(new) - int(old)
-        elif f == Field.STATUS:
+        elif f == _STATUS:
             self.status_counts[int(old)] -= 1
             self.status_counts[int(new)] += 1
-        elif f == Field.ERRORS:
+        elif f == _ERRORS:
             self.errors += int(new) - int(old)
-        elif f == Field.MILESTONE:
+        elif f == _MILESTONE:
             if old >= 0:
                 self.milestone_current[int(old)] -= 1
             if new >= 0:

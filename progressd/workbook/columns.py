@@ -107,6 +107,8 @@ class ColdStore:
         for i in range(len(COLD_FIELDS)):
             cur = self.current[i].get(row)
             old_stable = self.stable[i].get(row)
+            if cur is old_stable:
+                continue
             self.value_bytes -= _pair_bytes(cur, old_stable)
             _put(self.stable[i], row, cur)
             self.value_bytes += _pair_bytes(cur, cur)

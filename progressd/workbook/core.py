@@ -49,6 +49,10 @@ from progressd.workbook.staging import OpKind, StagedOp, Staging
 _START = (0, 0, 0, int(Status.PENDING), -1)
 STABLE_TYPECODES = tuple(HOT_TYPECODES[f] for f in STABLE_FIELDS)
 _COLD = frozenset(COLD_FIELDS)
+_HOT_COUNT = len(HOT_TYPECODES)
+_SETTABLE_MASK = sum(f.mask for f in SETTABLE_FIELDS)
+_ADDABLE_MASK = sum(f.mask for f in ADDABLE_FIELDS)
+_STATUS = int(Field.STATUS)
 
 
 @dataclass(slots=True)
@@ -210,19 +214,24 @@ class Workbook:
 
     def set(self, row: int, field: Field, value: int | float) -> None:
         """Set a hot field (last writer wins). A value equal to the current one commits nothing."""
-        self._check_row(row)
-        if field not in SETTABLE_FIELDS:
+        if not 0 <= row < self._rows:
+            self._check_row(row)
+        if not (0 <= field < _HOT_COUNT and _SETTABLE_MASK >> field & 1):
             raise StateError(f"{field_name(field)} cannot be set directly")
-        check_value(field, value)
         if self._staging is not None:
+            check_value(field, value)
             self._staging.stage_set(row, field, value)
-        elif self._write_hot(row, field, value):
+            return
+        if field == _STATUS:
+            check_value(field, value)
+        if self._write_hot(row, field, value):
             self._commit(row, 1 << field)
 
     def add(self, row: int, field: Field, delta: int | float) -> None:
         """Add ``delta`` to a counter or pointer (staged adds to one field are summed)."""
-        self._check_row(row)
-        if field not in ADDABLE_FIELDS:
+        if not 0 <= row < self._rows:
+            self._check_row(row)
+        if not (0 <= field < _HOT_COUNT and _ADDABLE_MASK >> field & 1):
             raise StateError(f"{field_name(field)} is not a counter; use set()")
         if self._staging is not None:
             self._staging.stage_add(row, field, delta)
