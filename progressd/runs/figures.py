@@ -265,7 +265,7 @@ def run_summary(run_id: str, name: str, state: RunState, figures: Figures) -> Ru
     thresholds: dict[str, bool] = {}
     milestones: dict[str, int] = {}
     multi = len(figures.plan.scenarios) > 1
-    elapsed = figures.elapsed_s()
+    elapsed = round(figures.elapsed_s(), 3)
     for index, sc in enumerate(figures.plan.scenarios):
         f = figures.scenario(index)
         m = figures.metrics[sc.name]

@@ -82,6 +82,8 @@ class _PreparedHttp:
     headers: tuple[tuple[str, CompiledTemplate], ...]
     json: Any
     json_templated: bool
+    json_type: bool
+    """Whether to add ``Content-Type: application/json`` (the step sets none itself)."""
     body: CompiledTemplate | None
     encoded: EncodedRequest | None
     timeout: float
@@ -154,6 +156,8 @@ class HttpStepExecutor:
             headers=headers,
             json=spec.json,
             json_templated=json_templated,
+            json_type=spec.json is not None
+            and all(k.lower() != "content-type" for k, _ in spec.headers),
             body=None if spec.body is None else spec.body.compiled(),
             encoded=None,
             timeout=self._default_timeout if spec.timeout_s is None else spec.timeout_s,
@@ -183,7 +187,8 @@ class HttpStepExecutor:
         if prep.json is not None:
             value = render_json(prep.json, ctx) if prep.json_templated else prep.json
             body = msgspec.json.encode(value)
-            headers.append(_JSON_TYPE)
+            if prep.json_type:
+                headers.append(_JSON_TYPE)
         elif prep.body is not None:
             body = prep.body.render(ctx).encode()
         return origin, encode_request(prep.method, target, origin.host_header, headers, body)
