@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run serve test lint fmt perf wit-check clean
+.PHONY: install run serve test lint fmt perf wit-check prom-check clean
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ perf: install
 
 wit-check: install
 	$(BIN)/wasm-tools component wit wit/ > /dev/null && echo "wit/: ok"
+
+# promtool comes with Debian's `prometheus` package (.ci/run installs it when missing).
+prom-check:
+	promtool check rules config/prometheus/alerts.yml
+	promtool check config config/prometheus/prometheus.yml
+	promtool test rules config/prometheus/alerts_test.yml
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
