@@ -1,8 +1,10 @@
 """Poller and runner throughput and wake latency, next to their baselines measured in the same run.
 
 Prints ONE JSON object (flat keys). Every throughput figure is a median over ``--rounds``
-interleaved rounds (bare loop, progressd, legacy, ...) on fresh uvloop loops, so a noisy
-machine moves all of them together and the ratios stay meaningful.
+interleaved rounds (bare loop, progressd, legacy, ...) on fresh uvloop loops. Rates are per
+CPU second of this process (``time.process_time``): the single-thread throughput, which stays
+meaningful when other processes share the cores; the same rates per wall-clock second are in
+the ``*_wall`` keys. Ratios use the CPU-second rates.
 
 - ``bare_loop_callbacks_per_s``: 100,000 chains of uvloop ``call_soon`` callbacks, each
   re-scheduling itself: the most this loop can dispatch (the issue's limit).
@@ -61,6 +63,27 @@ SIZES = (10_000, 100_000)
 WARMUP = 0.3
 
 
+Rates = tuple[float, float]
+"""(per wall-clock second, per CPU second of this process)."""
+
+
+class Window:
+    """A measurement window: counts per wall second and per CPU second of this process. On a
+    shared machine the CPU-second rate is the single-thread throughput; the wall rate also
+    counts the time other processes held the core."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def rates(self, count: int) -> Rates:
+        done = count - self.count
+        wall = time.perf_counter() - self.wall
+        cpu = time.process_time() - self.cpu
+        return done / wall, done / cpu if cpu > 0 else 0.0
+
+
 def plan_for(users: int, think: str) -> Plan:
     return load_plan_text(
         f"version: 2\nname: perf\nload:\n  scenarios:\n    - name: s\n      users: {users}\n"
@@ -69,7 +92,7 @@ def plan_for(users: int, think: str) -> Plan:
     )
 
 
-def run_on_uvloop(make: Callable[[], Awaitable[float]]) -> float:
+def run_on_uvloop(make: Callable[[], Awaitable[Rates]]) -> Rates:
     loop = uvloop.new_event_loop()
     try:
         return loop.run_until_complete(make())
@@ -77,7 +100,7 @@ def run_on_uvloop(make: Callable[[], Awaitable[float]]) -> float:
         loop.close()
 
 
-async def bare_loop(chains: int, seconds: float) -> float:
+async def bare_loop(chains: int, seconds: float) -> Rates:
     loop = asyncio.get_running_loop()
     count = 0
     stop = False
@@ -91,9 +114,9 @@ async def bare_loop(chains: int, seconds: float) -> float:
     for _ in range(chains):
         loop.call_soon(callback)
     await asyncio.sleep(WARMUP)
-    start, before = time.perf_counter(), count
+    window = Window(count)
     await asyncio.sleep(seconds)
-    rate = (count - before) / (time.perf_counter() - start)
+    rate = window.rates(count)
     stop = True
     await asyncio.sleep(0.01)
     return rate
@@ -111,7 +134,7 @@ class NullWriteWorkbook(Workbook):
         return None
 
 
-async def progressd_noop(users: int, seconds: float, *, null_store: bool = False) -> float:
+async def progressd_noop(users: int, seconds: float, *, null_store: bool = False) -> Rates:
     plan = plan_for(users, "0s")
     poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
                     budget=plan.progress.poller.budget)  # fmt: skip
@@ -120,9 +143,9 @@ async def progressd_noop(users: int, seconds: float, *, null_store: bool = False
     runner.start()
     poller.notify()
     await settled(runner, users)
-    start, before = time.perf_counter(), runner.statistics().steps_run
+    window = Window(runner.statistics().steps_run)
     await asyncio.sleep(seconds)
-    rate = (runner.statistics().steps_run - before) / (time.perf_counter() - start)
+    rate = window.rates(runner.statistics().steps_run)
     runner.cancel()
     poller.stop()
     await main
@@ -144,7 +167,7 @@ async def settled(runner: Runner, users: int) -> None:
     await asyncio.sleep(WARMUP)
 
 
-async def poller_noop(users: int, seconds: float) -> float:
+async def poller_noop(users: int, seconds: float) -> Rates:
     poller = Poller(MonotonicClock())
     rank = poller.default_rank
     count = 0
@@ -158,15 +181,15 @@ async def poller_noop(users: int, seconds: float) -> float:
         poller.subscribe_timer(poller.now, step, row, rank)
     main = asyncio.ensure_future(poller.run())
     await asyncio.sleep(WARMUP)
-    start, before = time.perf_counter(), count
+    window = Window(count)
     await asyncio.sleep(seconds)
-    rate = (count - before) / (time.perf_counter() - start)
+    rate = window.rates(count)
     poller.stop()
     await main
     return rate
 
 
-async def legacy_noop(users: int, seconds: float) -> float:
+async def legacy_noop(users: int, seconds: float) -> Rates:
     workbook = LegacyWorkbook((), rows=users)
     scanner = asyncio.ensure_future(workbook.scan_forever(0.05))
     steps = 0
@@ -186,9 +209,9 @@ async def legacy_noop(users: int, seconds: float) -> float:
 
     ticker = asyncio.ensure_future(tick_loop())
     await asyncio.sleep(WARMUP)
-    start, before = time.perf_counter(), steps
+    window = Window(steps)
     await asyncio.sleep(seconds)
-    rate = (steps - before) / (time.perf_counter() - start)
+    rate = window.rates(steps)
     running = False
     await ticker
     scanner.cancel()
@@ -196,7 +219,7 @@ async def legacy_noop(users: int, seconds: float) -> float:
     return rate
 
 
-async def legacy_tasks_noop(users: int, seconds: float) -> float:
+async def legacy_tasks_noop(users: int, seconds: float) -> Rates:
     """The first-version design: a task per user, progress in ``LegacyWorkbook`` dicts, changes
     found by ``scan_forever(0.05)``; think 0 is ``await asyncio.sleep(0)``."""
     workbook = LegacyWorkbook((), rows=users)
@@ -214,9 +237,9 @@ async def legacy_tasks_noop(users: int, seconds: float) -> float:
 
     tasks = [asyncio.ensure_future(user(row)) for row in range(users)]
     await asyncio.sleep(WARMUP)
-    start, before = time.perf_counter(), steps
+    window = Window(steps)
     await asyncio.sleep(seconds)
-    rate = (steps - before) / (time.perf_counter() - start)
+    rate = window.rates(steps)
     running = False
     await asyncio.gather(*tasks)
     scanner.cancel()
@@ -287,8 +310,10 @@ def locust_figures() -> dict[str, Any]:
 def measure(rounds: int, seconds: float) -> dict[str, Any]:
     samples: dict[str, list[float]] = {}
 
-    def sample(key: str, make: Callable[[], Awaitable[float]]) -> None:
-        samples.setdefault(key, []).append(run_on_uvloop(make))
+    def sample(key: str, make: Callable[[], Awaitable[Rates]]) -> None:
+        wall, cpu = run_on_uvloop(make)
+        samples.setdefault(key, []).append(cpu)
+        samples.setdefault(f"{key}_wall", []).append(wall)
 
     for _ in range(rounds):
         sample("bare_loop_callbacks_per_s", lambda: bare_loop(100_000, seconds))

@@ -170,10 +170,11 @@ class Poller:
         """A handle that is ready at instant ``due`` (at once when ``due <= now``)."""
         if rank is None:
             rank = self.default_rank
-        if due <= self._now:
+        now = self._now
+        if due <= now:
             handle = ProgressPollable(self, kind, owner, rank, callback, due, READY)
             self._timed[rank].append(handle)
-            if due < self._now:
+            if due < now:
                 self._order_timed(rank)
             if self._idle:
                 self._wake_up()
@@ -356,14 +357,15 @@ class Poller:
         """The hot loop. Latency is recorded once per run of handles sharing a due instant."""
         clock_now = self.clock.now
         record = self._latency.record
+        ready, fired = READY, FIRED
         ran = 0
         run_due = _INF
         run_len = 0
         for handle in batch:
-            if handle._state != READY:
+            if handle._state != ready:
                 self._dead_ready[handle.rank] -= 1
                 continue
-            handle._state = FIRED
+            handle._state = fired
             due = handle.due
             if due != run_due:
                 if run_len:
