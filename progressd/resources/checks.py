@@ -94,13 +94,16 @@ class HttpCheck:
             f"GET {self.path} HTTP/1.1\r\nHost: {format_address(host, port)}\r\n"
             "User-Agent: progressd-health\r\nConnection: close\r\n\r\n"
         ).encode("ascii")
-        transport, _ = await loop.create_connection(
-            lambda: _StatusProtocol(request, status), host, port
-        )
         try:
-            code = await status
+            transport, _ = await loop.create_connection(
+                lambda: _StatusProtocol(request, status), host, port
+            )
+            try:
+                code = await status
+            finally:
+                transport.close()
         finally:
-            transport.close()
+            _settle(status)
         if 200 <= code < 300 or code == self.expect_status:
             return "passing", f"HTTP {code}"
         return ("warning" if code == 429 else "critical"), f"HTTP {code}"
@@ -138,6 +141,15 @@ class ExecCheck:
         text = output.decode(errors="replace").strip().splitlines()
         detail = f"exit {code}" + (f": {text[-1]}" if text else "")
         return ("passing" if code == 0 else "warning" if code == 1 else "critical"), detail
+
+
+def _settle(future: asyncio.Future[int]) -> None:
+    """Leave no orphan: a connection closed after the probe gave up must not set (and leak)
+    an exception on a future nobody awaits any more."""
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()  # marks it retrieved
 
 
 def build_check(config: HealthCheckConfig) -> HealthCheck:
