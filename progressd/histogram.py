@@ -77,8 +77,10 @@ class LatencyHistogram:
         if scaled < 1.0:
             index = 0
         else:
-            mantissa, exponent = math.frexp(scaled)
-            index = 1 + (exponent - 1) * self._sub + int((mantissa - 0.5) * 2 * self._sub)
+            mantissa, exponent = math.frexp(scaled)  # scaled = mantissa * 2**exponent
+            sub = self._sub
+            # = 1 + (exponent - 1) * sub + int((mantissa - 0.5) * 2 * sub), folded
+            index = exponent * sub + int(mantissa * 2 * sub) + 1 - 2 * sub
             if index >= len(counts):
                 index = len(counts) - 1
         counts[index] += 1

@@ -130,8 +130,8 @@ async def aiohttp_server(app: web.Application, **site: object) -> AsyncIterator[
     await runner.setup()
     tcp = web.TCPSite(runner, "127.0.0.1", 0, **site)  # type: ignore[arg-type]
     await tcp.start()
-    server = tcp._server
-    assert isinstance(server, asyncio.Server)
+    server = tcp._server  # an asyncio.Server, or uvloop's (not a subclass)
+    assert server is not None
     try:
         yield server.sockets[0].getsockname()[1]
     finally:

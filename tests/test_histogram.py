@@ -96,7 +96,7 @@ def test_histogram_rejects_negative_and_nan_values() -> None:
 
 
 def test_histogram_rejects_bad_percentile_and_layout() -> None:
-    with pytest.raises(ValueError, match="within 0..100"):
+    with pytest.raises(ValueError, match=r"within 0\.\.100"):
         LatencyHistogram().percentile(101)
     with pytest.raises(ValueError, match="0 < lowest < highest"):
         LatencyHistogram(lowest=1.0, highest=0.5)

@@ -7,7 +7,9 @@ request's ``on_done`` callback, from the I/O callback that completed it. Opening
 is the only coroutine: one task per new connection (``loop.create_connection`` does the TCP and
 TLS handshakes), amortised over every request the connection then carries.
 
-Timeouts are timers from the injected ``Scheduler``: a request timer covers queueing,
+Timeouts are timers from the injected ``Scheduler`` (by default a ``TimerQueue`` over the
+loop: one loop timer for all the pool's deadlines, since a loop timer per request cost more
+than the rest of the request): a request timer covers queueing,
 connecting and the exchange; a connect timer cancels a connect attempt. A request that times
 out while its connection is still opening leaves the connect running: the new connection then
 serves the next waiter. A request whose reused connection turns out to be closed before any
@@ -38,7 +40,7 @@ from progressd.http.errors import (
 from progressd.http.exchange import ACTIVE, CONNECTING, DONE, WAITING, Exchange
 from progressd.http.request import EncodedRequest, Headers, Origin, encode_request
 from progressd.http.result import HttpResult, OnDone
-from progressd.http.scheduler import Scheduler, TimerHandle
+from progressd.http.scheduler import Scheduler, TimerHandle, TimerQueue
 
 _ConnectTask = asyncio.Task[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]
 
@@ -83,8 +85,10 @@ class HttpPool:
         if body_limit < 0:
             raise ValueError(f"body_limit must be >= 0 bytes, got {body_limit}")
         self.origin = origin
+        self._host = origin.host_header
+        self._encoded: dict[tuple[str, str], EncodedRequest] = {}
         self._loop = loop or asyncio.get_running_loop()
-        self._scheduler: Scheduler = scheduler or self._loop
+        self._scheduler: Scheduler = scheduler or TimerQueue(self._loop)
         self._max = max_connections
         self._connect_timeout = connect_timeout
         self._body_limit = body_limit
@@ -120,8 +124,13 @@ class HttpPool:
             ValueError: when the request cannot be encoded (see ``encode_request``).
             PoolClosedError: when the pool was closed.
         """
-        encoded = encode_request(method, target, self.origin.host_header, headers, body)
-        self.send(encoded, timeout=timeout, on_done=on_done)
+        if headers is None and body is None:
+            encoded = self._encoded.get((method, target))
+            if encoded is None:
+                encoded = self._encode_plain(method, target)
+        else:
+            encoded = encode_request(method, target, self._host, headers, body)
+        self._send(encoded, timeout, on_done)
 
     def send(self, request: EncodedRequest, *, timeout: float | None, on_done: OnDone) -> None:
         """Send an already encoded request; see ``request``.
@@ -129,6 +138,9 @@ class HttpPool:
         Raises:
             PoolClosedError: when the pool was closed.
         """
+        self._send(request, timeout, on_done)
+
+    def _send(self, request: EncodedRequest, timeout: float | None, on_done: OnDone) -> None:
         if self._closed:
             raise PoolClosedError(f"HTTP pool for {self.origin.address} is closed")
         scheduler = self._scheduler
@@ -137,7 +149,10 @@ class HttpPool:
         if timeout is not None:
             ex.timer = scheduler.call_at(now + timeout, partial(self._expire, ex))
         self._requests += 1
-        self._dispatch(ex)
+        if self._idle:
+            self._start(self._idle.popitem()[0], ex)
+        else:
+            self._dispatch(ex)
 
     def close(self) -> None:
         """Close every connection; requests waiting or in flight complete with ``cancelled``."""
@@ -185,16 +200,9 @@ class HttpPool:
     # -- ConnectionOwner ---------------------------------------------------------------------
 
     def exchange_finished(
-        self,
-        conn: HttpConnection,
-        ex: Exchange,
-        *,
-        status: int,
-        body: bytes,
-        body_size: int,
-        error: HttpErrorReason | None,
-        reusable: bool,
+        self, conn: HttpConnection, ex: Exchange, error: HttpErrorReason | None, reusable: bool
     ) -> None:
+        status, body, size = conn.status, conn.take_body(), conn.body_size  # before reuse
         if reusable and not self._closed:
             self._busy.discard(conn)
             self._release(conn)
@@ -202,7 +210,7 @@ class HttpPool:
             self._retire(conn)
             self._fill()
         if ex.state != DONE:
-            self._complete(ex, status, body, body_size, error)
+            self._complete(ex, status, body, size, error)
 
     def exchange_lost(self, conn: HttpConnection, ex: Exchange, exc: BaseException | None) -> None:
         if ex.state == DONE:
@@ -222,6 +230,14 @@ class HttpPool:
         self._check_drained()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _encode_plain(self, method: str, target: str) -> EncodedRequest:
+        """Encode a request without headers or body, remembering up to 256 of them."""
+        encoded = encode_request(method, target, self._host)
+        if len(self._encoded) >= 256:
+            self._encoded.clear()
+        self._encoded[(method, target)] = encoded
+        return encoded
 
     def _dispatch(self, ex: Exchange) -> None:
         if self._idle:

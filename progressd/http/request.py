@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -20,6 +21,8 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f-\uffff]")
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _SET_BY_CLIENT = frozenset({"content-length", "transfer-encoding"})
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,22 +45,22 @@ class Origin:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
 class EncodedRequest:
-    """The bytes of one HTTP/1.1 request, and what the client must know to read its answer."""
+    """The bytes of one HTTP/1.1 request, and what the client must know to read its answer:
+    ``head`` (a response to HEAD has headers only, whatever its Content-Length says) and
+    ``idempotent`` (safe to retry once on a fresh connection when a reused one was closed).
+    Treat as read-only; a plain slots class because it is built once per request."""
 
-    data: bytes
-    method: str
+    __slots__ = ("data", "head", "idempotent", "method")
 
-    @property
-    def head(self) -> bool:
-        """A response to HEAD has headers only, whatever its Content-Length says."""
-        return self.method == "HEAD"
+    def __init__(self, data: bytes, method: str) -> None:
+        self.data = data
+        self.method = method
+        self.head = method == "HEAD"
+        self.idempotent = method in _IDEMPOTENT
 
-    @property
-    def idempotent(self) -> bool:
-        """Safe to retry once on a fresh connection when a reused one was already closed."""
-        return self.method in _IDEMPOTENT
+    def __repr__(self) -> str:
+        return f"EncodedRequest({self.data[:60]!r}, method={self.method!r})"
 
 
 def parse_url(url: str) -> tuple[Origin, str]:
@@ -98,8 +101,19 @@ def encode_request(
             characters, a header name that is not a token, a header value with CR, LF or NUL,
             or a Content-Length / Transfer-Encoding header (the client sets framing itself).
     """
-    method = _check_method(method)
-    lines = [f"{method} {_check_target(target)} HTTP/1.1"]
+    method = method if method in _COMMON_METHODS else _check_method(method)
+    if not target or _BAD_TARGET.search(target):
+        _reject_target(target)
+    if not headers:
+        if body:
+            text = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}"
+            return EncodedRequest((text + "\r\n\r\n").encode("latin-1") + body, method)
+        if method in _BODY_METHODS:
+            text = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+        else:
+            text = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+        return EncodedRequest(text.encode("latin-1"), method)
+    lines = [f"{method} {target} HTTP/1.1"]
     has_host = False
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for name, value in pairs:
@@ -108,7 +122,7 @@ def encode_request(
         lines.append(f"{name}: {value}")
     if not has_host:
         lines.append(f"Host: {host}")
-    if body or method in ("POST", "PUT", "PATCH"):
+    if body or method in _BODY_METHODS:
         lines.append(f"Content-Length: {len(body or b'')}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return EncodedRequest(data=head + body if body else head, method=method)
@@ -120,13 +134,11 @@ def _check_method(method: str) -> str:
     return method.upper()
 
 
-def _check_target(target: str) -> str:
-    if not target or _BAD_TARGET.search(target):
-        raise ValueError(
-            f"request target must be non-empty ASCII without spaces, got {target!r}; "
-            "percent-encode spaces and non-ASCII characters"
-        )
-    return target
+def _reject_target(target: str) -> NoReturn:
+    raise ValueError(
+        f"request target must be non-empty ASCII without spaces, got {target!r}; "
+        "percent-encode spaces and non-ASCII characters"
+    )
 
 
 def _check_header(name: str, value: str) -> str:
