@@ -297,3 +297,22 @@ def test_store_statistics_count_commits_rows_and_durations(tmp_path: Path) -> No
     assert stats.commit_buckets[-1] == 1  # every commit took under a second
     assert list(stats.commit_buckets) == sorted(stats.commit_buckets)  # cumulative
     store.close()
+
+
+def test_store_backup_by_vacuum_into_while_open_is_consistent(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    with_run(store)
+    for batch in range(20):
+        store.record_sample(
+            "r1", "buy", done=batch, total=20, rate=1.0, users_active=1, users_done=0
+        )
+        store.flush()
+        if batch == 9:  # a second process's connection, as `sqlite3 ... "VACUUM INTO"` is
+            reader = sqlite3.connect(tmp_path / "progressd.db")
+            reader.execute("VACUUM INTO ?", (str(tmp_path / "backup.db"),))
+            reader.close()
+    store.close()
+    backup = Store.open(tmp_path / "backup.db")
+    assert [s.done for s in backup.samples("r1")] == list(range(10))
+    assert backup.connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    backup.close()
