@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from progressd.dsl import (
     ExpressionError,
@@ -120,3 +124,39 @@ def test_condition_lookups_read_items_not_attributes() -> None:
     condition = compile_condition("vars.items == 3")
     assert condition.evaluate({"vars": {"items": 3}})
     assert not compile_condition("vars.items").evaluate({"vars": {}})
+
+
+_TOKENS = [
+    "vars", "lease", "user", "progress", "run", "scenario", ".", "[", "]", "(", ")", "|",
+    "+", "-", "*", "/", "//", "%", "~", "==", "<", ">", "and", "or", "not", "in", "is",
+    "if", "else", "a", "b", "items", "address", "id", "ratio", "0", "1", "'x'", "''",
+    "length", "default", "upper", "int", "defined", "none", "true", ",", "{", "}", ":",
+    "_x", "__class__", "cycler", "self", "attr",
+]  # fmt: skip
+_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "b", "items"]), inner)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=8),
+    st.dictionaries(st.sampled_from(["vars", "lease", "user", "progress"]), _values),
+)
+def test_sandbox_accepted_expressions_fail_only_with_render_error(
+    tokens: list[str], ctx: dict[str, object]
+) -> None:
+    source = " ".join(tokens)
+    try:
+        condition = compile_condition(source)
+    except ExpressionError:
+        return
+    assert all(not part.startswith("_") for f in condition.fields for part in f.split("."))
+    with contextlib.suppress(RenderError):
+        condition.evaluate(ctx)
+    with contextlib.suppress(RenderError, ExpressionError):
+        compile_template("{{ " + source + " }}").render(ctx)
