@@ -205,10 +205,19 @@ class Runner:
         self._run(row, self._scenario_of(row))
 
     def _on_think(self, handle: ProgressPollable) -> None:
+        """A think ended. The hot path of a no-op scenario, hence ``_advance`` inlined for the
+        common case (no iteration wrap)."""
         row = handle.owner
         local = row - self._first_row
         sc = self._scenarios[self._row_scenario[local]]
-        if not self._advance(row, sc, True):
+        p = self._steps[local] + 1
+        if p < len(sc.kinds):
+            self._steps_run += 1
+            wb = self.workbook
+            wb.add(row, _DONE, 1)
+            self._steps[local] = p
+            wb.set(row, _STEP, p)
+        elif not self._advance(row, sc, True):
             return
         seconds = sc.fixed_think[self._steps[local]]
         if (seconds > 0.0 and self._status[local] == _THINKING) or (
