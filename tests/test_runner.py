@@ -292,3 +292,13 @@ async def test_runner_real_loop_run_with_many_users_holds_one_task() -> None:
     await main
     assert seen <= before + 3  # poller task, watcher, wait_for: none per user
     assert runner.workbook.totals().milestone_reaches == 6000
+
+
+def test_runner_start_uses_the_clock_not_a_stale_iteration_instant() -> None:
+    plan = make_plan("        - think: 1s\n", users=2, bounds="duration: 2s")
+    runner, poller, clock = make_runner(plan)
+    clock.advance(100)  # the poller has not iterated since it was built
+    runner.start()
+    assert runner.started_at == clock.now()
+    drain(poller, clock)
+    assert runner.statistics().iterations == 4  # 2 s of 1 s thinks per user, not 0

@@ -159,7 +159,7 @@ class Runner:
         if self.state != "created":
             raise StateError(f"run {self.run_id!r} is {self.state}; a run starts once")
         self.state = "running"
-        self.started_at = now = self.poller.now
+        self.started_at = now = self.poller.clock.now()  # not poller.now: it may be stale
         rank = self._ranks["step"]
         for sc in self._scenarios:
             users, ramp = sc.users, sc.plan.ramp_s
