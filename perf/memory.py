@@ -20,6 +20,7 @@ a dependency of progressd.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -37,6 +38,16 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE
+
+
+def trim_heap() -> None:
+    """Return free heap pages to the OS (glibc), so RSS growth measured from here is not
+    hidden by reuse of memory freed during imports and warm-up."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 # -- child side ------------------------------------------------------------------------------
@@ -91,7 +102,7 @@ def measure_progressd(case: str, users: int, trace: bool) -> dict[str, Any]:
     import progressd.workbook  # noqa: F401  (imported before the baseline)
 
     build(case, 50)  # warm-up: lazily created objects exist before the baseline
-    gc.collect()
+    trim_heap()
     if trace:
         tracemalloc.start()
     before = rss_bytes()
@@ -130,7 +141,7 @@ def measure_locust(users: int) -> dict[str, Any]:
 
     env = Environment(user_classes=[Idle])
     runner = env.create_local_runner()
-    gc.collect()
+    trim_heap()
     before = rss_bytes()
     started = time.perf_counter()
     runner.start(users, spawn_rate=users * 100)
@@ -205,6 +216,7 @@ def measure_all(counts: list[int]) -> dict[str, Any]:
         if locust is not None:
             lr = run_child(locust, "locust", n)
             out[f"locust_bytes_per_user_{n}"] = round(lr["rss_growth"] / n, 1)
+            out[f"locust_users_spawned_{n}"] = lr["users"]
         add_ratios(out, n)
     return out
 

@@ -82,7 +82,7 @@ def test_workbook_set_rejects_bad_fields_and_values() -> None:
         wb.set(0, Field.MILESTONE, 1)
     with pytest.raises(StateError, match="is not a Status"):
         wb.set(0, Field.STATUS, 99)
-    with pytest.raises(StateError, match="step=1.5"):
+    with pytest.raises(StateError, match=r"step=1\.5"):
         wb.set(0, Field.STEP, 1.5)
     with wb.dispatching(), pytest.raises(StateError, match="expected an integer"):
         wb.set(0, Field.STEP, 1.5)
@@ -358,3 +358,32 @@ def test_workbook_recount_matches_incremental_totals() -> None:
 def test_workbook_duplicate_milestone_names_are_rejected() -> None:
     with pytest.raises(StateError, match="unique"):
         Workbook(["a", "a"])
+
+
+def test_workbook_memory_bytes_agrees_with_tracemalloc_and_stays_under_the_bar() -> None:
+    import tracemalloc
+
+    rows = 5_000
+    Workbook(["m"], rows=10).set_cold(0, Field.VARS, {"warm": "up"})
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        wb = Workbook(["logged-in", "paid"], rows=rows)
+        for row in range(rows):
+            wb.set(row, Field.STATUS, Status.ACTIVE)
+            wb.set(row, Field.STEP, 3)
+            wb.add(row, Field.DONE, 1 + row % 40)
+            wb.set(row, Field.DUE, 1000.0 + row)
+            if row % 10 == 0:
+                wb.set_cold(row, Field.VARS, {"token": f"tok-{row:028x}"})
+                wb.record_error(row, f"HTTP 503 from backend {row}")
+            wb.reach_milestone(row, 0)
+            if row % 1024 == 0:
+                wb.take_changes()
+        wb.take_changes()
+        traced = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    reported = wb.memory_bytes()
+    assert reported / rows < 400
+    assert abs(reported - traced) / traced < 0.25, (reported, traced)
