@@ -21,6 +21,7 @@ from progressd.errors import DslError
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "config" / "examples").glob("*.yaml"))
 EXAMPLE_TEXTS = [p.read_text() for p in EXAMPLES]
+EXAMPLE_DATA = [yaml.load(t, Loader=yaml.CSafeLoader) for t in EXAMPLE_TEXTS]
 VOCABULARY = [
     "version", "name", "load", "scenarios", "steps", "http", "url", "method", "think",
     "exec", "argv", "external", "key", "milestone", "weight", "when", "users", "ramp",
@@ -58,6 +59,10 @@ documents = st.one_of(
 )
 
 
+def _dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
+
+
 def _load_or_dsl_error(text: str | bytes) -> None:
     try:
         load_plan_text(text, file="prop.yaml", cache=None)
@@ -69,7 +74,7 @@ def _load_or_dsl_error(text: str | bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(documents)
 def test_loader_arbitrary_documents_raise_only_dsl_error(doc: Any) -> None:
-    _load_or_dsl_error(yaml.safe_dump(doc, allow_unicode=True))
+    _load_or_dsl_error(_dump(doc))
 
 
 @settings(max_examples=300, deadline=None)
@@ -107,9 +112,9 @@ def _mutate(data: Any, path: tuple[Any, ...], op: str, new: Any) -> Any:
     return data
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.sampled_from(EXAMPLE_TEXTS),
+    st.sampled_from(EXAMPLE_DATA),
     st.lists(
         st.tuples(
             st.integers(min_value=0),
@@ -121,13 +126,13 @@ def _mutate(data: Any, path: tuple[Any, ...], op: str, new: Any) -> Any:
     ),
 )
 def test_loader_mutated_examples_raise_only_dsl_error(
-    text: str, mutations: list[tuple[int, str, Any]]
+    example: Any, mutations: list[tuple[int, str, Any]]
 ) -> None:
-    data = yaml.safe_load(text)
+    data = copy.deepcopy(example)
     for index, op, new in mutations:
         paths = _paths(data)
         data = _mutate(data, paths[index % len(paths)], op, new)
-    _load_or_dsl_error(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    _load_or_dsl_error(_dump(data))
 
 
 @settings(max_examples=300, deadline=None)
