@@ -7,7 +7,7 @@ import pytest
 
 from progressd.clock import FakeClock
 from progressd.errors import ConfigError
-from progressd.poller import PollableKind, Poller, PollerScheduler, ProgressPollable
+from progressd.poller import PollableKind, Poller, ProgressPollable
 
 
 def make_poller(**kwargs: object) -> tuple[Poller, FakeClock]:
@@ -279,22 +279,3 @@ def test_poller_shared_priority_levels_share_a_queue() -> None:
     assert poller.rank_of("health") == poller.rank_of("milestone") == 0
     poller.subscribe_timer(clock.now(), None, rank=0)
     assert poller.statistics().queue_depth == {"health+milestone": 1, "step": 0}
-
-
-def test_poller_scheduler_serves_resource_and_http_timer_seams() -> None:
-    poller, clock = make_poller()
-    scheduler = PollerScheduler(poller)
-    calls: list[str] = []
-    health = scheduler.call_at(clock.now() + 1, lambda: calls.append("health"), "health")
-    scheduler.call_at(clock.now() + 1, lambda: calls.append("http"))  # the HTTP client's form
-    lease = scheduler.call_at(clock.now() + 1, lambda: calls.append("lease"), "lease")
-    timer = scheduler.call_at(clock.now() + 5, lambda: None, "step", "lease-expiry")
-    assert timer.kind is PollableKind.LEASE_EXPIRY
-    dropped = scheduler.call_at(clock.now() + 1, lambda: calls.append("dropped"), "telemetry")
-    dropped.cancel()
-    assert scheduler.time() == clock.now()
-    assert health.kind is PollableKind.HEALTH and lease.kind is PollableKind.LEASE_EXPIRY
-    assert lease.rank == poller.default_rank  # "lease" is not a class here: default class
-    clock.advance(1)
-    poller.run_ready()
-    assert calls == ["health", "http", "lease"]

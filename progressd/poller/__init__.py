@@ -7,7 +7,6 @@ from progressd.poller.core import ErrorHandler, IterationHook, Poller
 from progressd.poller.poll import poll, ready_indices
 from progressd.poller.pollable import PollableKind, ProgressPollable, ReadyCallback
 from progressd.poller.priorities import DEFAULT_PRIORITIES, PriorityClasses, split_budget
-from progressd.poller.scheduler import PollerScheduler
 from progressd.poller.stats import PollerStatistics, WakeLatencyHistogram
 
 __all__ = [
@@ -16,7 +15,6 @@ __all__ = [
     "IterationHook",
     "PollableKind",
     "Poller",
-    "PollerScheduler",
     "PollerStatistics",
     "PriorityClasses",
     "ProgressPollable",
