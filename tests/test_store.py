@@ -4,6 +4,7 @@ retention, and the refusals that protect a file it cannot trust."""
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,17 @@ def test_store_backup_by_vacuum_into_while_open_is_consistent(tmp_path: Path) ->
     assert [s.done for s in backup.samples("r1")] == list(range(10))
     assert backup.connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     backup.close()
+
+
+def test_store_record_event_counts_merges_with_single_events(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    with_run(store)
+    batch = [("milestone", "buy", "paid", "")] * 40 + [("error", "buy", "", "timeout")] * 2
+    store.record_event_counts("r1", Counter(batch), at=5.0)
+    store.record_event("r1", "milestone", scenario="buy", milestone="paid", count=2, at=6.0)
+    with pytest.raises(StoreError, match=r"bad event: kind 'oops'"):
+        store.record_event_counts("r1", {("oops", "buy", "", ""): 1, ("error", "", "", ""): 1})
+    store.flush()
+    got = [(e.kind, e.reason, e.count, e.first_at, e.at) for e in store.events("r1")]
+    assert got == [("milestone", "", 42, 5.0, 6.0), ("error", "timeout", 2, 5.0, 5.0)]
+    store.close()

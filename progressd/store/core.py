@@ -21,7 +21,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = ["DB_NAME", "Store"]
 
 DB_NAME = "progressd.db"
 WAL_INLINE_CHECKPOINT_BYTES = 64 << 20  # past this, flush() checkpoints in-process
+EventTuple = tuple[str, str, str, str]  # kind, scenario, milestone, reason
 _RUN_COLUMNS = frozenset({"status", "started_at", "finished_at", "summary"})
 _json = msgspec.json.Encoder()
 
@@ -169,6 +170,25 @@ class Store:
             self._buffer.add_event(key, count, when)
         else:
             self._buffer.add_detailed_event(key, when, _json.encode(detail).decode())
+        self._appends += 1
+
+    def record_event_counts(
+        self, run: str, counts: Mapping[EventTuple, int], *, at: float | None = None
+    ) -> None:
+        """Buffer pre-counted events, keyed ``(kind, scenario, milestone, reason)``: what an
+        event-bus subscriber gets from ``collections.Counter`` over one batch. The cheap path.
+
+        Raises:
+            StoreError: an unknown run or kind, or a count below 1 (nothing is buffered).
+        """
+        self._require_run(run)
+        for (kind, *_), count in counts.items():
+            if kind not in EVENT_KINDS or count < 1:
+                raise StoreError(f"bad event: kind {kind!r} (use {sorted(EVENT_KINDS)}), {count=}")
+        when = self._wall() if at is None else at
+        add = self._buffer.add_event
+        for (kind, scenario, milestone, reason), count in counts.items():
+            add((run, kind, scenario, milestone, reason), count, when)
         self._appends += 1
 
     def record_sample(
