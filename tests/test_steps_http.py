@@ -29,7 +29,7 @@ async def test_http_step_sends_one_request_per_user_and_iteration() -> None:
     assert summary.errors == 0
     assert summary.state == "succeeded"
     metrics = run.figures.metrics["s"]
-    assert metrics.http.count == 10
+    assert metrics.http_latency().count == 10
     assert metrics.step_latency["http-0"].count == 10
 
 
@@ -118,7 +118,7 @@ async def test_http_step_slower_than_expected_is_an_expectation_error() -> None:
     metrics = run.figures.metrics["s"]
     assert metrics.errors_by_class == {"expectation": 2}
     assert (metrics.checks, metrics.checks_passed) == (4, 2)
-    assert metrics.http.min >= 0.06
+    assert metrics.http_latency().min >= 0.06
 
 
 async def test_http_step_timeout_is_counted_as_timeout() -> None:
@@ -138,7 +138,7 @@ async def test_http_step_connection_refused_is_counted_by_class() -> None:
     metrics = run.figures.metrics["s"]
     assert metrics.errors_by_class == {"connect-refused": 3}
     assert metrics.http_failed == 3
-    assert metrics.http.count == 0
+    assert metrics.http_latency().count == 0
     assert summary.errors == 3
 
 
@@ -156,3 +156,16 @@ def test_extract_path_reads_json_paths_status_and_body() -> None:
     assert extract_path("status") == ("status", ())
     with pytest.raises(StateError, match="response headers are not kept"):
         extract_path("header.X-Token")
+
+
+async def test_http_step_templated_origin_and_query_only_target() -> None:
+    async with running_backends() as (backend,):
+        text = scenario(
+            '        - http: {method: GET, url: "http://{{ vars.addr }}?page={{ user.id }}"}\n'
+            '        - http: {method: GET, url: "ftp://{{ vars.addr }}/"}\n',
+            users=3,
+            extra=f'vars: {{addr: "{backend.address}"}}',
+        )
+        run, _ = await run_text(text)
+    assert backend.counts["/"] == 3
+    assert run.figures.metrics["s"].errors_by_class == {"request": 3}

@@ -85,7 +85,9 @@ class Run:
         poller_plan = self.plan.progress.poller
         self.poller = Poller(self.clock, poller_plan.priorities, budget=poller_plan.budget)
         self._own_client = http_client is None
-        self.http = http_client or HttpClient(loop=loop)
+        self.http = http_client or HttpClient(
+            loop=loop, max_connections_per_member=max(1, self.plan.total_users)
+        )
         self.mailbox = mailbox or ReportMailbox(loop)
         self.exec = ExecStepExecutor()
         self.external = ExternalStepExecutor(self.mailbox, loop.time)

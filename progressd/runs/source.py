@@ -57,7 +57,7 @@ class ScenarioSource:
         if rest:
             histogram = m.step_latency.get(rest.rstrip("}"))
         elif name == "http_req_duration":
-            histogram = m.http
+            histogram = m.http_latency()
         elif name == "exec_duration":
             histogram = m.exec
         elif name == "step_duration":

@@ -39,6 +39,8 @@ DEFAULT_TIMEOUT_S = 30.0
 """A request's timeout when its step sets none."""
 
 _PATH_PART = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]")
+_URL = re.compile(r"(https?://[^/?#]+)([^#]*)")
+_ORIGINS_MAX = 4096
 _JSON_TYPE = ("Content-Type", "application/json")
 _MISSING = object()
 
@@ -78,7 +80,8 @@ class _PreparedHttp:
     name: str
     method: str
     url: CompiledTemplate
-    origin: tuple[Origin, str] | None
+    origin: tuple[Origin, str, str] | None
+    """(origin, Host header, target) of a URL without placeholders."""
     headers: tuple[tuple[str, CompiledTemplate], ...]
     json: Any
     json_templated: bool
@@ -101,12 +104,15 @@ class HttpStepExecutor:
     first use with metrics of its own (``unregistered``).
     """
 
-    __slots__ = ("_client", "_default_timeout", "_prepared", "unregistered")
+    __slots__ = ("_client", "_default_timeout", "_origins", "_prepared", "unregistered")
 
     def __init__(self, client: HttpClient, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._client = client
         self._default_timeout = default_timeout_s
         self._prepared: dict[int, tuple[StepPlan, _PreparedHttp]] = {}
+        self._origins: dict[str, tuple[Origin, str]] = {}
+        """``scheme://host:port`` -> its origin and Host header (a rendered URL's origin
+        repeats: a lease member or a constant, so the full URL parser runs once per origin)."""
         self.unregistered = ScenarioMetrics(name="unregistered")
 
     def register(self, step: StepPlan, metrics: ScenarioMetrics) -> None:
@@ -119,6 +125,7 @@ class HttpStepExecutor:
         spec = step.spec
         if not isinstance(spec, HttpSpec):
             raise StateError(f"step {step.name!r} is a {step.kind} step, not an http step")
+        metrics.http_steps.add(step.name)
         self._prepared[id(step)] = (step, self._prepare(step.name, spec, metrics.step(step.name)))
 
     def start(self, call: StepCall) -> None:
@@ -143,7 +150,7 @@ class HttpStepExecutor:
         origin = None
         if not url.fields:
             try:
-                origin = parse_url(url.render({}))
+                origin = self._split(url.render({}))
             except ValueError as exc:
                 raise StateError(f"step {name!r}: {exc}") from None
         headers = tuple((k, t.compiled()) for k, t in spec.headers)
@@ -176,10 +183,33 @@ class HttpStepExecutor:
             prep.encoded = self._encode(prep, {})[1]
         return prep
 
-    @staticmethod
-    def _encode(prep: _PreparedHttp, ctx: Context) -> tuple[Origin, EncodedRequest]:
+    def _split(self, url: str) -> tuple[Origin, str, str]:
+        """``parse_url`` with the origin parsed once per ``scheme://host:port``: the origin,
+        its Host header and the request target.
+
+        Raises:
+            ValueError: for a URL that is not absolute http(s) with a host.
+        """
+        match = _URL.match(url)
+        if match is None:
+            origin, target = parse_url(url)  # raises: not an absolute http(s) URL
+            return origin, origin.host_header, target
+        base, target = match.groups()
+        known = self._origins.get(base)
+        if known is None:
+            origin = parse_url(base)[0]
+            if len(self._origins) >= _ORIGINS_MAX:
+                self._origins.clear()
+            known = self._origins[base] = (origin, origin.host_header)
+        if not target:
+            target = "/"
+        elif target[0] == "?":
+            target = "/" + target
+        return known[0], known[1], target
+
+    def _encode(self, prep: _PreparedHttp, ctx: Context) -> tuple[Origin, EncodedRequest]:
         """Raises: RenderError, ValueError (bad URL, header or target)."""
-        origin, target = prep.origin or parse_url(prep.url.render(ctx))
+        origin, host, target = prep.origin or self._split(prep.url.render(ctx))
         if prep.encoded is not None:
             return origin, prep.encoded
         headers = [(k, t.render(ctx)) for k, t in prep.headers]
@@ -191,7 +221,7 @@ class HttpStepExecutor:
                 headers.append(_JSON_TYPE)
         elif prep.body is not None:
             body = prep.body.render(ctx).encode()
-        return origin, encode_request(prep.method, target, origin.host_header, headers, body)
+        return origin, encode_request(prep.method, target, host, headers, body)
 
 
 class _Completion:
@@ -214,7 +244,6 @@ class _Completion:
             metrics.end(result.error)
             self.call.fail(f"{prep.name}: {result.error}", latency_s=latency)
             return
-        scenario.http.record(latency)
         metrics.latency.record(latency)
         failure = _judge(prep, metrics, result)
         variables: dict[str, Any] | None = None

@@ -48,15 +48,17 @@ class ScenarioMetrics:
     ``steps`` / ``steps_failed``: I/O steps that ended, and those that ended in error (the
     ``errors`` rate). ``checks`` / ``checks_passed``: ``expect`` clauses evaluated (the ``checks``
     rate). ``requests`` / ``http_failed``: HTTP requests that ended, and those that failed at
-    the transport or by status (the ``http_req_failed`` rate). ``http`` holds the latency of
-    every HTTP response; ``exec`` the duration of every exec step.
+    the transport or by status (the ``http_req_failed`` rate). ``step_latency`` holds each
+    step's latencies (one record per request: the scenario-wide HTTP histogram is merged from
+    the http steps' when read, ``http_latency()``); ``exec`` the duration of every exec step.
     """
 
     name: str
-    http: LatencyHistogram = field(default_factory=LatencyHistogram)
     exec: LatencyHistogram = field(default_factory=LatencyHistogram)
     step_latency: dict[str, LatencyHistogram] = field(default_factory=dict)
     """Step name -> its own latency histogram (``http_req_duration{step:login}``)."""
+    http_steps: set[str] = field(default_factory=set)
+    """Names of the http steps (whose histograms make ``http_latency()``)."""
     requests: int = 0
     http_failed: int = 0
     steps: int = 0
@@ -71,6 +73,14 @@ class ScenarioMetrics:
         if histogram is None:
             histogram = self.step_latency[name] = LatencyHistogram()
         return StepMetrics(self, name, histogram)
+
+    def http_latency(self) -> LatencyHistogram:
+        """Every HTTP response latency of the scenario: a fresh merge of its http steps'
+        histograms (O(buckets x steps); read at threshold and summary time, not per request)."""
+        merged = LatencyHistogram()
+        for name in self.http_steps:
+            merged.merge(self.step_latency[name])
+        return merged
 
     def count_error(self, error_class: str) -> None:
         """Count one error of ``error_class``."""
