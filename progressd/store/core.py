@@ -43,6 +43,7 @@ from progressd.store.records import (
     StoreStatistics,
 )
 from progressd.store.schema import MIGRATIONS, Migration
+from progressd.store.writer import transaction, write_pending
 
 __all__ = ["DB_NAME", "Store"]
 
@@ -363,54 +364,9 @@ class Store:
             raise StoreError(f"unknown run {run!r}: add_run() it before recording its history")
 
     def _write(self, pending: Pending) -> int:
-        return self._transaction(lambda conn: self._write_pending(conn, pending))
+        written = transaction(self._conn, lambda c: write_pending(c, pending, self.snapshots_kept))
+        self._blob_bytes += sum(len(row[3]) for row in pending.snapshots.values())
+        return written
 
     def _transaction(self, body: Callable[[sqlite3.Connection], int]) -> int:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    def _write_pending(self, conn: sqlite3.Connection, pending: Pending) -> int:
-        conn.executemany(
-            "INSERT INTO runs (id, name, source, source_hash, status, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            pending.runs.values(),
-        )
-        for run, columns in pending.updates.items():
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*columns.values(), run])
-        conn.executemany(
-            "INSERT INTO events (run, kind, scenario, milestone, reason, count, first_at, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*key, t.count, t.first_at, t.at) for key, t in pending.events.items()],
-        )
-        conn.executemany(
-            "INSERT INTO events (run, kind, scenario, milestone, reason, count, first_at, at, "
-            "detail) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-            [(*key, at, at, detail) for key, at, detail in pending.detailed],
-        )
-        conn.executemany(
-            "INSERT INTO samples (run, scenario, at, done, total, rate, users_active, "
-            "users_done) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            pending.samples,
-        )
-        self._write_snapshots(conn, pending)
-        return pending.rows
-
-    def _write_snapshots(self, conn: sqlite3.Connection, pending: Pending) -> None:
-        if not pending.snapshots:
-            return
-        rows = pending.snapshots.values()
-        conn.executemany("INSERT INTO snapshots (run, at, version, data) VALUES (?, ?, ?, ?)", rows)
-        conn.executemany(
-            "DELETE FROM snapshots WHERE run = ?1 AND id NOT IN "
-            "(SELECT id FROM snapshots WHERE run = ?1 ORDER BY id DESC LIMIT ?2)",
-            [(run, self.snapshots_kept) for run in pending.snapshots],
-        )
-        self._blob_bytes += sum(len(row[3]) for row in rows)
+        return transaction(self._conn, body)
