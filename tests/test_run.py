@@ -223,3 +223,41 @@ async def test_run_progress_reports_milestones_and_eta_shape() -> None:
     assert after.state == "succeeded"
     assert after.progress == 1.0 and after.eta_s == 0.0
     assert after.scenarios[0].milestones == {"m": 2}
+
+
+async def test_run_failed_member_rolls_its_holders_back_onto_a_healthy_one() -> None:
+    async with running_backends((0, 0)) as (good, bad):
+        text = f"""
+version: 2
+name: failover
+resources:
+  ip-port-pool:
+    backends:
+      members: ["{good.address}", "{bad.address}"]
+      health-check: {{kind: tcp, interval: 50ms, timeout: 40ms, failures-before-critical: 1}}
+load:
+  scenarios:
+    - name: s
+      users: 6
+      iterations: 1
+      resource_lease: {{pool: backends, per: user, release-on: "milestone:done"}}
+      steps:
+        - {{name: first, http: {{method: GET, url: "http://{{{{ lease.address }}}}/"}}}}
+        - milestone: started
+        - think: 1s
+        - {{name: second, http: {{method: GET, url: "http://{{{{ lease.address }}}}/health"}}}}
+        - milestone: done
+"""
+        run = Run(load_plan_text(text, cache=None))
+        run.start()
+        async with asyncio.timeout(5):
+            await wait_until(lambda: good.counts["/"] + bad.counts["/"] == 6)
+            holders = bad.counts["/"]
+            await bad.stop()
+            summary = await run.wait()
+    assert holders > 0
+    assert summary.state == "succeeded"
+    assert summary.rollbacks == holders
+    assert summary.errors == 0
+    assert good.counts["/health"] == 6 and bad.counts["/health"] == 0
+    assert summary.milestones == {"started": 6, "done": 6}
