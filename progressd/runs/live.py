@@ -138,6 +138,9 @@ async def _follow_plain(
     console: Console,
     interval_s: float,
 ) -> None:
-    while not closed.done():
-        await asyncio.wait([closed], timeout=interval_s)
+    while True:
+        if not closed.done():
+            await asyncio.wait([closed], timeout=interval_s)
         console.print(plain_line(progress()), highlight=False, soft_wrap=True)
+        if closed.done():
+            return
