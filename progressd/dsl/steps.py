@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from progressd.dsl.positions import Path, SpecError
-from progressd.dsl.schema import STEP_KINDS, Expect, Http, Milestone, Step, ThinkRange
+from progressd.dsl.schema import STEP_KINDS, Exec, Expect, Http, Milestone, Step, ThinkRange
 from progressd.dsl.values import (
     condition_at,
     duration_at,
@@ -89,20 +89,7 @@ class StepsBuilder:
         if step.think is not None:
             return _think(step.think, where)
         if step.exec is not None:
-            argv = step.exec.argv
-            if not argv:
-                raise SpecError((*where, "argv"), "argv needs at least the program to run")
-            expect = step.expect or Expect()
-            return ExecSpec(
-                argv=tuple(self._template(a, (*where, "argv", i)) for i, a in enumerate(argv)),
-                timeout_s=optional_duration_at(step.exec.timeout, (*where, "timeout")),
-                env=tuple(
-                    (k, self._template(v, (*where, "env", k))) for k, v in step.exec.env.items()
-                ),
-                cwd=step.exec.cwd,
-                expect_exit_code=0 if expect.exit_code is None else expect.exit_code,
-                expect_latency_s=optional_duration_at(expect.latency, (*path, "expect", "latency")),
-            )
+            return self._exec(step.exec, step.expect or Expect(), path)
         if step.external is not None:
             return ExternalSpec(
                 key=self._template(step.external.key, (*where, "key")),
@@ -110,6 +97,19 @@ class StepsBuilder:
             )
         assert step.milestone is not None  # _kind_of found exactly one kind
         return _milestone(step.milestone, where)
+
+    def _exec(self, exec_: Exec, expect: Expect, path: Path) -> ExecSpec:
+        where = (*path, "exec")
+        if not exec_.argv:
+            raise SpecError((*where, "argv"), "argv needs at least the program to run")
+        return ExecSpec(
+            argv=tuple(self._template(a, (*where, "argv", i)) for i, a in enumerate(exec_.argv)),
+            timeout_s=optional_duration_at(exec_.timeout, (*where, "timeout")),
+            env=tuple((k, self._template(v, (*where, "env", k))) for k, v in exec_.env.items()),
+            cwd=exec_.cwd,
+            expect_exit_code=0 if expect.exit_code is None else expect.exit_code,
+            expect_latency_s=optional_duration_at(expect.latency, (*path, "expect", "latency")),
+        )
 
     def _http(
         self, http: Http, expect: Expect | None, extract: dict[str, str], path: Path
