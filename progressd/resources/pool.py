@@ -22,6 +22,7 @@ from progressd.resources.members import MEMBER_STATES, Hysteresis, Member
 
 _MEMBER = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<ports>.+)$")
 _PORTS = re.compile(r"^(?P<first>\d{1,5})(?:-(?P<last>\d{1,5}))?$")
+_HEALTH_RANK = {"passing": 0, "warning": 1, "critical": -1}
 MEMBER_HINT = 'expected "host:port", "host:first-last" or "[v6]:port" like "127.0.0.1:18081-18090"'
 
 
@@ -74,6 +75,19 @@ class LoadIndex:
     low: int = 0
 
     def add(self, member: Member) -> None:
+        self._file(member)
+        self.size += 1
+
+    def remove(self, member: Member) -> None:
+        self._unfile(member)
+        self.size -= 1
+
+    def move(self, member: Member) -> None:
+        """Re-file a member already in this index after its load changed."""
+        self._unfile(member)
+        self._file(member)
+
+    def _file(self, member: Member) -> None:
         load = member.holders
         bucket = self.buckets.get(load)
         if bucket is None:
@@ -81,16 +95,15 @@ class LoadIndex:
         else:
             bucket[member] = None
         member.index_load = load
-        self.size += 1
-        self.low = min(self.low, load)
+        if load < self.low:  # noqa: PLR1730 - a branch beats min() on this hot path
+            self.low = load
 
-    def remove(self, member: Member) -> None:
+    def _unfile(self, member: Member) -> None:
         load = member.index_load
         bucket = self.buckets[load]
         del bucket[member]
         if not bucket:
             del self.buckets[load]
-        self.size -= 1
 
     def least(self) -> Member | None:
         if not self.size:
@@ -148,10 +161,13 @@ class Pool:
 
     def reindex(self, member: Member) -> None:
         """Re-file ``member`` after its load, health or draining changed."""
-        rank = member.rank
-        new = -1 if rank is None or not member.has_room else rank
+        new = -1 if member.draining else _HEALTH_RANK[member.health]
+        if new >= 0 and member.capacity is not None and member.holders >= member.capacity:
+            new = -1
         old = member.index_rank
-        if old == new and (new < 0 or member.index_load == member.holders):
+        if old == new:
+            if new >= 0 and member.index_load != member.holders:
+                self._indexes[new].move(member)
             return
         if old >= 0:
             self._indexes[old].remove(member)
