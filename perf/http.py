@@ -375,8 +375,11 @@ def report(
         "floor_req_per_s": floor["req_per_s"],
         "floor_req_per_s_100": f["floor_100"]["req_per_s"],
         "floor_cpu_s_per_request": floor["cpu_s_per_request"],
+        "floor_cpu_s_per_request_100": f["floor_100"]["cpu_s_per_request"],
         "ratio_vs_floor": _ratio(client["req_per_s"], floor["req_per_s"]),
         "ratio_vs_floor_100": _ratio(f["client_100"]["req_per_s"], f["floor_100"]["req_per_s"]),
+        # what one saturated core would give: floor CPU per request / client CPU per request
+        "cpu_ratio_vs_floor": _ratio(floor["cpu_s_per_request"], client["cpu_s_per_request"]),
         "aiohttp_req_per_s": aio["req_per_s"],
         "aiohttp_req_per_s_100": f["aiohttp_100"]["req_per_s"],
         "aiohttp_cpu_s_per_request": aio["cpu_s_per_request"],
@@ -387,6 +390,9 @@ def report(
         out["locust_req_per_s_1000"] = round(locust["req_per_s"], 1)
         out["locust_cpu_s_per_request"] = locust["cpu_s_per_request"]
         out["ratio_vs_locust"] = _ratio(client["req_per_s"], locust["req_per_s"])
+        out["cpu_ratio_vs_locust"] = _ratio(
+            locust["cpu_s_per_request"], client["cpu_s_per_request"]
+        )
     out["meets_floor_bar"] = client["req_per_s"] >= 0.5 * floor["req_per_s"]
     if locust is not None:
         out["meets_locust_bar"] = client["req_per_s"] >= 3 * locust["req_per_s"]

@@ -67,6 +67,7 @@ class HttpPool:
 
     Raises:
         ValueError: from the constructor when ``max_connections`` or ``body_limit`` is bad.
+        RuntimeError: from the constructor when no ``loop`` is given and none is running.
     """
 
     def __init__(
@@ -177,8 +178,9 @@ class HttpPool:
         """Close the pool and wait until every socket is released."""
         self.close()
         if self._closing or self._connect_tasks:
-            self._drained = self._loop.create_future()
-            await self._drained
+            if self._drained is None:
+                self._drained = self._loop.create_future()
+            await asyncio.shield(self._drained)
 
     def statistics(self) -> PoolStatistics:
         """Connections, queue and counters of this pool right now."""
@@ -208,6 +210,8 @@ class HttpPool:
             self._release(conn)
         else:
             self._retire(conn)
+            if not conn.closed:
+                conn.close()
             self._fill()
         if ex.state != DONE:
             self._complete(ex, status, body, size, error)
