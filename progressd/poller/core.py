@@ -13,7 +13,7 @@ mirrors a ``wasi:io/poll`` guest runtime:
    at once — wait for the next iteration: one always-ready handle cannot monopolise a turn.
 3. The batch runs in a tight loop: state to FIRED, callback, done. No future per handle.
 4. Per-iteration hooks run (the event bus flushes its due batches).
-5. ``run()`` then awaits a FRESH future: resolved at once via ``call_soon`` when work is left
+5. ``run()`` (mainloop.py) then awaits a FRESH future: resolved via ``call_soon`` when work is left
    (the loop gets to do I/O in between), else by ``call_later`` at the next deadline — the
    earliest timer, hook deadline or the sentinel, so the wait set is never empty — or early by
    ``make_ready``/``subscribe_*``/``notify``. A future is never awaited twice.
@@ -37,7 +37,7 @@ from operator import attrgetter
 from typing import Any
 
 from progressd.clock import Clock
-from progressd.errors import ConfigError, StateError
+from progressd.poller.mainloop import MainLoop
 from progressd.poller.poll import wake_cancelled
 from progressd.poller.pollable import (
     CANCELLED,
@@ -49,7 +49,12 @@ from progressd.poller.pollable import (
     ProgressPollable,
     ReadyCallback,
 )
-from progressd.poller.priorities import DEFAULT_PRIORITIES, PriorityClasses, split_budget
+from progressd.poller.priorities import (
+    DEFAULT_PRIORITIES,
+    PriorityClasses,
+    split_budget,
+    validate_limits,
+)
 from progressd.poller.stats import PollerStatistics, WakeLatencyHistogram
 
 __all__ = ["ErrorHandler", "IterationHook", "Poller"]
@@ -82,12 +87,7 @@ def _log_error(exc: BaseException, source: object) -> None:
     _log.error("poller: %r raised", source, exc_info=exc)
 
 
-def _resolve(future: asyncio.Future[str], reason: str) -> None:
-    if not future.done():
-        future.set_result(reason)
-
-
-class Poller:
+class Poller(MainLoop):
     """Runs ready ``ProgressPollable`` handles in priority order, a budget per iteration.
 
     ``priorities`` is ``progress.poller.priorities`` (lower runs first). ``budget`` bounds the
@@ -112,7 +112,7 @@ class Poller:
         self.clock = clock
         self.classes = PriorityClasses(priorities)
         ranks = self.classes.count
-        self.budget, self.floor, self.sentinel = _validate(budget, floor, sentinel, ranks)
+        self.budget, self.floor, self.sentinel = validate_limits(budget, floor, sentinel, ranks)
         self.default_rank = self.classes.rank_of("step") if "step" in self.classes else ranks - 1
         self._on_error = on_error
         self._timed: list[list[ProgressPollable]] = [[] for _ in range(ranks)]
@@ -400,7 +400,7 @@ class Poller:
             heapify(self._timers)
             self._dead_timers = 0
 
-    # -- deadlines and the async main loop ------------------------------------------------
+    # -- deadlines -------------------------------------------------------------------------
 
     def has_ready(self) -> bool:
         """Whether handles are queued to run (cancelled ones may be counted)."""
@@ -415,79 +415,11 @@ class Poller:
             self._dead_timers -= 1
         return timers[0][0] if timers else None
 
-    def _wait_deadline(self, now: float) -> tuple[float, bool]:
-        """The instant the idle wait ends and whether it is the sentinel."""
-        deadline = self.next_deadline()
-        for hook in self._hooks:
-            if hook.next_deadline is not None:
-                hook_deadline = hook.next_deadline()
-                if hook_deadline is not None and (deadline is None or hook_deadline < deadline):
-                    deadline = hook_deadline
-        sentinel = now + self.sentinel
-        if deadline is None or deadline > sentinel:
-            return sentinel, True
-        return deadline, False
-
     def _wake_up(self) -> None:
         self._idle = False
         future = self._wake
         if future is not None and not future.done():
             future.set_result("wake")
-
-    async def run(self) -> None:
-        """The daemon's main loop: iterate until ``stop()`` or cancellation.
-
-        Raises:
-            StateError: when the poller is already running.
-        """
-        if self._running:
-            raise StateError("the poller is already running; one run() per poller")
-        loop = asyncio.get_running_loop()
-        self._running = True
-        self._stopping = False
-        try:
-            while not self._stopping:
-                self.run_ready()
-                if not self._stopping:
-                    await self._wait(loop)
-        finally:
-            self._running = False
-            self._idle = False
-            self._wake = None
-
-    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
-        future: asyncio.Future[str] = loop.create_future()  # fresh every iteration
-        self._wake = future
-        timer: asyncio.TimerHandle | None = None
-        if self.has_ready():
-            loop.call_soon(_resolve, future, "busy")
-        else:
-            now = self.clock.now()
-            deadline, is_sentinel = self._wait_deadline(now)
-            reason = "sentinel" if is_sentinel else "deadline"
-            timer = loop.call_later(max(deadline - now, 0.0), _resolve, future, reason)
-            self._armed = deadline
-            self._idle = True
-        try:
-            if await future == "sentinel":
-                self._sentinel_wakeups += 1
-        finally:
-            self._idle = False
-            self._armed = _INF
-            self._wake = None
-            if timer is not None:
-                timer.cancel()
-
-    def stop(self) -> None:
-        """Make ``run()`` return after the current iteration."""
-        self._stopping = True
-        future = self._wake
-        if future is not None and not future.done():
-            future.set_result("stop")
-
-    @property
-    def running(self) -> bool:
-        return self._running
 
     # -- statistics -----------------------------------------------------------------------
 
@@ -527,20 +459,3 @@ class Poller:
     def reset_statistics(self) -> None:
         """Zero the counters (benchmarks call it after their warm-up)."""
         self._init_counters()
-
-
-def _validate(
-    budget: int, floor: int | None, sentinel: float, ranks: int
-) -> tuple[int, int, float]:
-    key = "progress.poller"
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError(f"budget: expected an integer >= 1, got {budget!r}", key=key)
-    if floor is None:
-        floor = max(1, budget // (8 * ranks))
-    if isinstance(floor, bool) or not isinstance(floor, int) or not 1 <= floor <= budget:
-        raise ConfigError(f"floor: expected an integer in [1, budget], got {floor!r}", key=key)
-    if not sentinel > 0:
-        raise ConfigError(
-            f"sentinel: expected a positive number of seconds, got {sentinel!r}", key=key
-        )
-    return budget, floor, float(sentinel)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from progressd.errors import ConfigError
 
-__all__ = ["DEFAULT_PRIORITIES", "PriorityClasses", "split_budget"]
+__all__ = ["DEFAULT_PRIORITIES", "PriorityClasses", "split_budget", "validate_limits"]
 
 DEFAULT_PRIORITIES: Mapping[str, int] = {"health": 0, "milestone": 1, "step": 2, "telemetry": 3}
 
@@ -107,3 +107,26 @@ def split_budget(lengths: list[int], budget: int, floor: int) -> tuple[list[int]
         if allot[rank] > strict:
             rescues += 1
     return allot, rescues
+
+
+def validate_limits(
+    budget: int, floor: int | None, sentinel: float, ranks: int
+) -> tuple[int, int, float]:
+    """Check the poller's budget, floor and sentinel; default the floor to
+    ``budget // (8 * ranks)`` (at least 1).
+
+    Raises:
+        ConfigError: naming the bad value.
+    """
+    key = "progress.poller"
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(f"budget: expected an integer >= 1, got {budget!r}", key=key)
+    if floor is None:
+        floor = max(1, budget // (8 * ranks))
+    if isinstance(floor, bool) or not isinstance(floor, int) or not 1 <= floor <= budget:
+        raise ConfigError(f"floor: expected an integer in [1, budget], got {floor!r}", key=key)
+    if not sentinel > 0:
+        raise ConfigError(
+            f"sentinel: expected a positive number of seconds, got {sentinel!r}", key=key
+        )
+    return budget, floor, float(sentinel)

@@ -35,7 +35,7 @@ from progressd.poller import PollableKind, Poller, ProgressPollable
 from progressd.runner.context import RowContext
 from progressd.runner.executors import ExecutorTable, StepCall, StepOutcome
 from progressd.runner.guards import GuardWaits
-from progressd.runner.scenario import IO, THINK, PreparedScenario, milestone_key, prepare
+from progressd.runner.scenario import IO, THINK, PreparedScenario, prepare_run
 from progressd.runner.stats import RunnerStatistics
 from progressd.workbook import Field, RollbackReason, Status, Workbook
 
@@ -89,12 +89,7 @@ class Runner:
         self.recheck_interval = recheck_interval
         self._lease_info = lease_info
         self._rng = random.Random(seed)
-        qualified = len(plan.scenarios) > 1
-        names = [milestone_key(s, m, qualified) for s in plan.scenarios for m in s.milestones]
-        self.workbook = workbook if workbook is not None else Workbook(names)
-        _check_workbook(self.workbook, names)
-        index = {name: i for i, name in enumerate(self.workbook.milestones)}
-        self._scenarios = self._prepare(index, qualified)
+        self.workbook, self._scenarios = prepare_run(plan, workbook, self.executors)
         rows = sum(s.users for s in self._scenarios)
         self._first_row = self.workbook.add_rows(rows).start
         self._init_rows(rows)
@@ -104,21 +99,6 @@ class Runner:
         self._timer_rank = self._ranks["timer"]
         self._on_resume_cb = self._on_resume
         self._init_counters()
-
-    def _prepare(self, index: dict[str, int], qualified: bool) -> tuple[PreparedScenario, ...]:
-        prepared: list[PreparedScenario] = []
-        first = self.workbook.rows
-        for i, scenario in enumerate(self.plan.scenarios):
-            prepared.append(prepare(i, scenario, first, index, qualified))
-            first += scenario.users
-            for step in scenario.steps:
-                if step.kind in ("http", "exec", "external") and step.kind not in self.executors:
-                    raise StateError(
-                        f"scenario {scenario.name!r} step {step.name!r} is an {step.kind} step "
-                        f"but no {step.kind} executor is configured; pass executors="
-                        f"{{'{step.kind}': ...}} to the Runner"
-                    )
-        return tuple(prepared)
 
     def _init_rows(self, rows: int) -> None:
         self._steps = array("i", bytes(4 * rows))
@@ -497,12 +477,4 @@ class Runner:
             waiting_guards=len(self._guards),
             guard_rechecks=self._guards.rechecks,
             rollbacks=self._rollbacks,
-        )
-
-
-def _check_workbook(workbook: Workbook, names: list[str]) -> None:
-    missing = [n for n in names if n not in workbook.milestones]
-    if missing:
-        raise StateError(
-            f"the workbook lacks milestones {missing}; create it with Workbook({names!r})"
         )

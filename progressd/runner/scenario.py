@@ -6,12 +6,15 @@ so moving a user on costs a few tuple lookups.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from progressd.dsl import CompiledCondition, MilestoneSpec, ScenarioPlan, ThinkSpec
+from progressd.dsl import CompiledCondition, MilestoneSpec, Plan, ScenarioPlan, ThinkSpec
+from progressd.errors import StateError
 from progressd.runner.guards import waitable
+from progressd.workbook import Workbook
 
-__all__ = ["IO", "MILESTONE", "THINK", "PreparedScenario"]
+__all__ = ["IO", "MILESTONE", "THINK", "PreparedScenario", "prepare_run"]
 
 THINK = 0
 MILESTONE = 1
@@ -89,3 +92,41 @@ def prepare(
         iterations=plan.iterations,
         duration_s=plan.duration_s,
     )
+
+
+def prepare_run(
+    plan: Plan, workbook: Workbook | None, executors: Mapping[str, object]
+) -> tuple[Workbook, tuple[PreparedScenario, ...]]:
+    """The run's workbook (created when ``None``) and its prepared scenarios, rows assigned
+    after the workbook's existing ones (``add_rows`` is the caller's).
+
+    Raises:
+        StateError: when a step kind has no executor, or ``workbook`` lacks a milestone.
+    """
+    qualified = len(plan.scenarios) > 1
+    names = [milestone_key(s, m, qualified) for s in plan.scenarios for m in s.milestones]
+    if workbook is None:
+        workbook = Workbook(names)
+    missing = [n for n in names if n not in workbook.milestones]
+    if missing:
+        raise StateError(
+            f"the workbook lacks milestones {missing}; create it with Workbook({names!r})"
+        )
+    index = {name: i for i, name in enumerate(workbook.milestones)}
+    prepared: list[PreparedScenario] = []
+    first = workbook.rows
+    for i, scenario in enumerate(plan.scenarios):
+        _check_executors(scenario, executors)
+        prepared.append(prepare(i, scenario, first, index, qualified))
+        first += scenario.users
+    return workbook, tuple(prepared)
+
+
+def _check_executors(scenario: ScenarioPlan, executors: Mapping[str, object]) -> None:
+    for step in scenario.steps:
+        if step.kind in ("http", "exec", "external") and step.kind not in executors:
+            raise StateError(
+                f"scenario {scenario.name!r} step {step.name!r} is an {step.kind} step "
+                f"but no {step.kind} executor is configured; pass executors="
+                f"{{'{step.kind}': ...}} to the Runner"
+            )

@@ -1,0 +1,114 @@
+"""The poller's asynchronous main loop: iterate, then await a fresh wake future.
+
+Kept apart from ``core.py`` (the queues and the hot loop) because nothing here runs per handle:
+once per iteration ``run()`` calls ``run_ready()`` and then waits on a future created for that
+wait alone — resolved through ``call_soon`` when work is left, by ``call_later`` at the next
+deadline (earliest timer, earliest hook deadline, or the sentinel: the wait set is never empty),
+or early by ``make_ready``/``subscribe_*``/``notify`` through ``_wake_up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from progressd.clock import Clock
+from progressd.errors import StateError
+
+if TYPE_CHECKING:
+    from progressd.poller.core import IterationHook
+
+__all__ = ["MainLoop"]
+
+_INF = float("inf")
+
+
+def _resolve(future: asyncio.Future[str], reason: str) -> None:
+    if not future.done():
+        future.set_result(reason)
+
+
+class MainLoop:
+    """The ``run()``/``stop()`` half of ``Poller`` (a mixin: it uses the poller's state)."""
+
+    clock: Clock
+    sentinel: float
+    _hooks: list[IterationHook]
+    _wake: asyncio.Future[str] | None
+    _idle: bool
+    _armed: float
+    _stopping: bool
+    _running: bool
+    _sentinel_wakeups: int
+    run_ready: Callable[..., int]
+    has_ready: Callable[[], bool]
+    next_deadline: Callable[[], float | None]
+
+    async def run(self) -> None:
+        """The daemon's main loop: iterate until ``stop()`` or cancellation.
+
+        Raises:
+            StateError: when the poller is already running.
+        """
+        if self._running:
+            raise StateError("the poller is already running; one run() per poller")
+        loop = asyncio.get_running_loop()
+        self._running = True
+        self._stopping = False
+        try:
+            while not self._stopping:
+                self.run_ready()
+                if not self._stopping:
+                    await self._wait(loop)
+        finally:
+            self._running = False
+            self._idle = False
+            self._wake = None
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        future: asyncio.Future[str] = loop.create_future()  # fresh every iteration
+        self._wake = future
+        timer: asyncio.TimerHandle | None = None
+        if self.has_ready():
+            loop.call_soon(_resolve, future, "busy")
+        else:
+            now = self.clock.now()
+            deadline, is_sentinel = self._wait_deadline(now)
+            reason = "sentinel" if is_sentinel else "deadline"
+            timer = loop.call_later(max(deadline - now, 0.0), _resolve, future, reason)
+            self._armed = deadline
+            self._idle = True
+        try:
+            if await future == "sentinel":
+                self._sentinel_wakeups += 1
+        finally:
+            self._idle = False
+            self._armed = _INF
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
+
+    def stop(self) -> None:
+        """Make ``run()`` return after the current iteration."""
+        self._stopping = True
+        future = self._wake
+        if future is not None and not future.done():
+            future.set_result("stop")
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _wait_deadline(self, now: float) -> tuple[float, bool]:
+        """The instant the idle wait ends and whether it is the sentinel."""
+        deadline = self.next_deadline()
+        for hook in self._hooks:
+            if hook.next_deadline is not None:
+                hook_deadline = hook.next_deadline()
+                if hook_deadline is not None and (deadline is None or hook_deadline < deadline):
+                    deadline = hook_deadline
+        sentinel = now + self.sentinel
+        if deadline is None or deadline > sentinel:
+            return sentinel, True
+        return deadline, False
