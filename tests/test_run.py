@@ -261,3 +261,14 @@ load:
     assert summary.errors == 0
     assert good.counts["/health"] == 6 and bad.counts["/health"] == 0
     assert summary.milestones == {"started": 6, "done": 6}
+
+
+async def test_run_graceful_stop_ends_a_duration_scenario_with_users_still_waiting() -> None:
+    steps = '        - external: {key: "never-sent"}\n'
+    extra = "      graceful-stop: 100ms"
+    run, summary = await run_text(
+        scenario(steps, users=3, bounds="duration: 100ms", scenario_extra=extra)
+    )
+    assert summary.state == "succeeded"
+    assert 0.2 <= summary.duration_s < 1.5
+    assert run.runner.active == 0

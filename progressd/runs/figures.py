@@ -175,6 +175,21 @@ class Figures:
             return None
         return None if stats.eta_s is None else max(0.0, stats.eta_s)
 
+    def graceful_stop_over(self) -> bool:
+        """Whether every scenario is over: iteration-bound ones finished, duration-bound ones
+        past ``duration + graceful-stop`` (counts are read only once the earliest is due)."""
+        timed = [sc.duration_s + sc.graceful_stop_s for sc in self.plan.scenarios if sc.duration_s]
+        if not timed or self.elapsed_s() < min(timed):
+            return False
+        elapsed = self.elapsed_s()
+        for index, sc in enumerate(self.plan.scenarios):
+            if sc.duration_s and elapsed >= sc.duration_s + sc.graceful_stop_s:
+                continue
+            figures = self.scenario(index)
+            if figures.finished < figures.users:
+                return False
+        return True
+
     # -- sampling and thresholds ---------------------------------------------------------------
 
     def sample(self) -> None:

@@ -19,8 +19,12 @@ timer pollable every ``tick_s``) samples the forecasts and checks ``abort-on-fai
 
 Pause stops the poll loop: no user moves, in-flight requests finish and wait as ready handles;
 resume restarts it. Paused time counts as elapsed time (a duration-bound scenario is not
-extended). State: ``created`` -> ``running`` <-> ``paused`` -> ``succeeded`` | ``failed`` |
-``cancelled``; a breached threshold makes the run ``failed``.
+extended). Once every scenario is over — iteration-bound ones finished, duration-bound ones past
+``duration + graceful-stop`` — users still in an iteration are stopped and the run ends as if
+they had finished (k6's graceful stop).
+
+State: ``created`` -> ``running`` <-> ``paused`` -> ``succeeded`` | ``failed`` | ``cancelled``;
+a breached threshold makes the run ``failed``.
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ class Run:
         self.bus.on_wake = self.poller.notify
         self.poller.add_iteration_hook(self.bus.flush_due, self.bus.next_deadline)
         self._tick_s = tick_s
+        self._graceful_stop = False
         self._tick: ProgressPollable | None = None
         self._resumed = asyncio.Event()
         self._resumed.set()
@@ -241,11 +246,14 @@ class Run:
             self.poller.cancel(self._tick)
         self.figures.end(self.poller.clock.now())
         failed = self.figures.failed_thresholds()
-        if state == "cancelled":
+        if state == "cancelled" and not self._graceful_stop:
             self.status = "cancelled"
-        elif state == "failed" or failed:
+        elif state == "failed":
             self.status = "failed"
-            self.reason = self.reason or self.runner.reason or f"threshold failed: {failed[0]}"
+            self.reason = self.reason or self.runner.reason
+        elif failed:
+            self.status = "failed"
+            self.reason = f"threshold failed: {failed[0]}"
         else:
             self.status = "succeeded"
         self._summary = self.summary()
@@ -276,6 +284,10 @@ class Run:
         if breached is not None and self.runner.state == "running":
             self.reason = f"threshold {breached} failed (abort-on-fail)"
             self.runner.abort(self.reason)
+            return
+        if self.figures.graceful_stop_over():
+            self._graceful_stop = True
+            self.runner.cancel("graceful-stop elapsed: unfinished iterations were interrupted")
             return
         if self.runner.state == "running":
             self._schedule_tick()
