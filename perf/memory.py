@@ -20,6 +20,7 @@ a dependency of progressd.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import json
@@ -44,10 +45,8 @@ def trim_heap() -> None:
     """Return free heap pages to the OS (glibc), so RSS growth measured from here is not
     hidden by reuse of memory freed during imports and warm-up."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 # -- child side ------------------------------------------------------------------------------
