@@ -150,8 +150,14 @@ class HttpPool:
         if timeout is not None:
             ex.timer = scheduler.call_at(now + timeout, partial(self._expire, ex))
         self._requests += 1
-        if self._idle:
-            self._start(self._idle.popitem()[0], ex)
+        idle = self._idle
+        if idle:  # the hot path: _start inlined
+            conn = idle.popitem()[0]
+            ex.state = ACTIVE
+            self._busy.add(conn)
+            conn.send(ex)
+            if ex.reused:
+                self._reused += 1
         else:
             self._dispatch(ex)
 
@@ -207,7 +213,10 @@ class HttpPool:
         status, body, size = conn.status, conn.take_body(), conn.body_size  # before reuse
         if reusable and not self._closed:
             self._busy.discard(conn)
-            self._release(conn)
+            if self._waiters:
+                self._release(conn)
+            else:
+                self._idle[conn] = None
         else:
             self._retire(conn)
             if not conn.closed:
