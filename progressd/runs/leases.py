@@ -22,7 +22,7 @@ from typing import Any
 from progressd.dsl import Plan
 from progressd.resources import LeaseRequest, PollerScheduler, ResourceManager
 from progressd.runner import Runner
-from progressd.workbook import FINAL_STATUSES, Field
+from progressd.workbook import FINAL_STATUSES, Field, Status
 
 __all__ = ["RunLeases"]
 
@@ -87,9 +87,14 @@ class RunLeases:
         self._runner.lease_changed(row, lease_id)
 
     def rollback_users(self, rows: Sequence[int], reason: str) -> None:
-        for row in rows:
+        # a user that has not started yet has no progress to lose: rolling it back would
+        # start it at once, ahead of its ramp slot; its lease moves all the same
+        workbook = self._runner.workbook
+        started = [r for r in rows if int(workbook.get(r, Field.STATUS)) != Status.PENDING]
+        for row in started:
             self.rollbacks[self._scenario_of(row)] += 1
-        self._runner.rollback_users(rows, reason)
+        if started:
+            self._runner.rollback_users(started, reason)
 
     def abort(self, rows: Sequence[int], reason: str) -> None:
         self._runner.abort(reason)
