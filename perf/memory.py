@@ -127,7 +127,7 @@ def measure_progressd(case: str, users: int, trace: bool) -> dict[str, Any]:
 
 
 def measure_locust(users: int) -> dict[str, Any]:
-    import gevent
+    import gevent  # type: ignore[import-untyped, import-not-found, unused-ignore]
     from locust import User, constant, task
     from locust.env import Environment
 
@@ -182,7 +182,7 @@ def machine() -> dict[str, Any]:
     try:
         import uvloop
 
-        uvloop_version = uvloop.__version__
+        uvloop_version = str(getattr(uvloop, "__version__", "unknown"))
     except ImportError:
         uvloop_version = "absent"
     return {
