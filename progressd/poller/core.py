@@ -115,6 +115,9 @@ class Poller(MainLoop):
         self.budget, self.floor, self.sentinel = validate_limits(budget, floor, sentinel, ranks)
         self.default_rank = self.classes.rank_of("step") if "step" in self.classes else ranks - 1
         self._on_error = on_error
+        # Invariants: _timed[r][_heads[r]:] (timer-ready) and _events[r] (made ready) each hold
+        # rank r's READY or CANCELLED handles in due order; _dead_ready[r] counts the CANCELLED
+        # ones among them; _dead_timers counts heap entries whose handle left WAITING_TIMER.
         self._timed: list[list[ProgressPollable]] = [[] for _ in range(ranks)]
         self._heads = [0] * ranks
         self._events: list[list[ProgressPollable]] = [[] for _ in range(ranks)]
