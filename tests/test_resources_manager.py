@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 import pytest
 
@@ -46,10 +47,11 @@ class Setup:
         successes: int = 1,
         failures: int = 1,
         capacity: int | None = None,
+        binding: RecordingBinding | None = None,
     ) -> None:
         self.clock = FakeClock(0.0)
         self.scheduler = FakeScheduler(self.clock)
-        self.binding = RecordingBinding()
+        self.binding = binding or RecordingBinding()
         self.events = ListSink()
         self.check = ScriptedCheck()
         self.manager = ResourceManager(
@@ -325,3 +327,24 @@ def test_manager_pool_records_show_check_action_load_and_members() -> None:
         ("h:1", "passing", 1),
         ("h:2", "draining", 0),
     ]
+
+
+async def test_manager_keeps_checking_when_a_binding_callback_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = Setup("abort", members="h:1", binding=BrokenAbort())
+    s.check.script[1] = deque(["critical", "passing", "passing"])
+    _lease_all(s, range(1))
+    s.manager.start()
+    s.scheduler.run_due()
+    await s.manager.wait_checks_idle()
+    assert "handling a health-check result raised" in caplog.text
+    await s.run_checks(2)
+    assert s.check.probes == [1, 1, 1]  # the member is still checked on schedule
+
+
+class BrokenAbort(RecordingBinding):
+    __slots__ = ()
+
+    def abort(self, rows: Sequence[int], reason: str) -> None:
+        raise RuntimeError("runner bug")

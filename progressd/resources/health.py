@@ -15,6 +15,7 @@ removed by ``unwatch`` never reports again (a check in flight finds its slot gon
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from progressd.resources.members import CHECK_RESULTS, CheckResult, Member
 from progressd.resources.pool import Pool
 from progressd.resources.records import CheckStatistics
 from progressd.resources.seams import Cancellable, Scheduler
+
+_log = logging.getLogger("progressd.resources")
 
 Report = Callable[[str, str, CheckResult, str, float], None]
 """``(pool, address, result, detail, duration_s)``: where a finished check's result goes."""
@@ -145,7 +148,13 @@ class HealthMonitor:
         slot.running = True
         task = asyncio.get_running_loop().create_task(self._check(slot))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # the probe never raises (run_check); this is a failure action's callee
+            _log.error("resources: handling a health-check result raised", exc_info=exc)
 
     async def _check(self, slot: _Slot) -> None:
         plan, member = slot.plan, slot.member
