@@ -4,6 +4,7 @@ a child process, closed at shutdown, and scraped as ``progressd_store_*`` metric
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,33 @@ async def test_checkpoint_in_subprocess_copies_the_wal_into_the_database(tmp_pat
 async def test_checkpoint_in_subprocess_explains_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"the checkpoint failed: .*unable to open"):
         await checkpoint_in_subprocess(str(tmp_path / "nowhere" / DB_NAME))
+
+
+async def test_store_service_prunes_a_backlog_in_small_chunks(
+    sock_dir: Path, tmp_path: Path
+) -> None:
+    config = make_config(sock_dir, tmp_path, 'flush-interval = "10ms"\nretention = "1d"\n')
+    daemon = build_daemon(config, extensions=[install])
+    await daemon.startup()
+    try:
+        store = store_of(daemon)
+        store.add_run("r1", name="n", source="s", status="running")
+        now = time.time()
+        for i in range(600):  # 600 samples from last month, 5 from now
+            at = now - 30 * 86400 + i
+            store.record_sample(
+                "r1", "buy", done=i, total=1, rate=1.0, users_active=1, users_done=0, at=at
+            )
+        for i in range(5):
+            store.record_sample(
+                "r1", "buy", done=i, total=1, rate=1.0, users_active=1, users_done=0, at=now
+            )
+        store.flush()
+        async with asyncio.timeout(10):
+            while store.statistics().pruned_rows < 600:  # noqa: ASYNC110 - timer-driven
+                await asyncio.sleep(0.01)
+        assert store.statistics().pruned_rows == 600
+        assert len(store.samples("r1")) == 5
+        assert store.statistics().commit_seconds.count >= 1 + 3  # the flush, 3 prune chunks
+    finally:
+        await daemon.shutdown(5.0)

@@ -48,6 +48,7 @@ from progressd.store.writer import transaction, write_pending
 __all__ = ["DB_NAME", "Store"]
 
 DB_NAME = "progressd.db"
+PRUNE_CHUNK = 256  # samples deleted per transaction (about 0.5 ms)
 WAL_INLINE_CHECKPOINT_BYTES = 64 << 20  # past this, flush() checkpoints in-process
 EventTuple = tuple[str, str, str, str]  # kind, scenario, milestone, reason
 _RUN_COLUMNS = frozenset({"status", "started_at", "finished_at", "summary"})
@@ -280,9 +281,10 @@ class Store:
         self._checkpoint_hist.record(seconds)
         return result_from_row(row, seconds)
 
-    def prune(self, older_than: float, *, limit: int = 10_000) -> int:
+    def prune(self, older_than: float, *, limit: int = PRUNE_CHUNK) -> int:
         """Delete at most ``limit`` samples taken before ``older_than`` (epoch seconds), in one
-        transaction; return how many. Call again while it returns ``limit``.
+        transaction; return how many. Call again (on a later loop turn) while it returns
+        ``limit``: deleting touches three indexes, so a small chunk keeps the stall short.
 
         Raises:
             StoreError: the delete failed.
@@ -291,10 +293,12 @@ class Store:
             "DELETE FROM samples WHERE id IN "
             "(SELECT id FROM samples WHERE at < ? ORDER BY at LIMIT ?)"
         )
+        began = time.perf_counter()
         try:
             deleted = self._transaction(lambda c: c.execute(sql, (older_than, limit)).rowcount)
         except sqlite3.Error as exc:
             raise StoreError(f"pruning samples failed: {exc}", path=self.path) from exc
+        self._commit_hist.record(time.perf_counter() - began)
         self._pruned += deleted
         return deleted
 
@@ -335,9 +339,16 @@ class Store:
         return queries.events(self._conn, run, kind=kind)
 
     def samples(
-        self, run: str, *, scenario: str | None = None, since: float | None = None
+        self,
+        run: str,
+        *,
+        scenario: str | None = None,
+        since: float | None = None,
+        limit: int = -1,
     ) -> list[SampleRecord]:
-        return queries.samples(self._conn, run, scenario=scenario, since=since)
+        """Samples oldest first. Reads block the loop too: bound them with ``since``/``limit``
+        (about 7 µs per row; 7 days of one scenario at 5 s is 121,000 rows)."""
+        return queries.samples(self._conn, run, scenario=scenario, since=since, limit=limit)
 
     def statistics(self) -> StoreStatistics:
         hist = self._commit_hist

@@ -72,7 +72,7 @@ def events(conn: sqlite3.Connection, run: str, *, kind: str | None) -> list[Even
 
 
 def samples(
-    conn: sqlite3.Connection, run: str, *, scenario: str | None, since: float | None
+    conn: sqlite3.Connection, run: str, *, scenario: str | None, since: float | None, limit: int
 ) -> list[SampleRecord]:
     sql = (
         "SELECT scenario, at, done, total, rate, users_active, users_done "
@@ -96,7 +96,7 @@ def samples(
             users_active=r[5],
             users_done=r[6],
         )
-        for r in conn.execute(sql + " ORDER BY at, id", args)
+        for r in conn.execute(sql + " ORDER BY at, id LIMIT ?", [*args, limit])
     ]
 
 

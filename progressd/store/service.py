@@ -1,13 +1,13 @@
 """The store as a daemon extension: opened at startup, flushed on a timer, closed at shutdown.
 
 ``install(daemon)`` registers a startup hook that opens ``<state.directory>/progressd.db``
-(a bad store stops the start with its ``StoreError``), a background task (a coroutine on the
+(a bad store stops the start with its ``StoreError``); a background task (a coroutine on the
 daemon's loop, no thread) that flushes every ``state.flush-interval``, prunes samples older
-than ``state.retention`` once a minute in bounded chunks and has a child process checkpoint
-the WAL once a minute (``checkpoint.py``), a shutdown hook that flushes and closes, and a
-collector for the ``progressd_store_*`` metrics. Other extensions reach the open
-store with ``store_of(daemon)``; install the store first so it opens before runs resume and
-closes after they snapshot.
+than ``state.retention`` in small chunks (one a minute, or one per flush while a backlog
+lasts) and has a child process checkpoint the WAL once a minute (``checkpoint.py``); a
+shutdown hook that flushes and closes; and a collector for the ``progressd_store_*`` metrics.
+Other extensions reach the open store with ``store_of(daemon)``; install the store first so
+it opens before runs resume and closes after they snapshot.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from prometheus_client.core import (
 from progressd.errors import StateError, StoreError
 from progressd.logs import get_logger
 from progressd.store.checkpoint import checkpoint_in_subprocess
-from progressd.store.core import DB_NAME, Store
+from progressd.store.core import DB_NAME, PRUNE_CHUNK, Store
 from progressd.store.records import COMMIT_BUCKETS
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class StoreService:
         self.daemon = daemon
         self.store: Store | None = None
         self._last_prune = 0.0
+        self._prune_backlog = False
         self._last_checkpoint = time.monotonic()
         self._checkpointed_commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
@@ -132,13 +133,15 @@ class StoreService:
         log.debug("store checkpoint", frames=result.checkpointed, seconds=round(result.seconds, 4))
 
     def _prune_when_due(self, store: Store) -> None:
+        """One small prune per flush while there is a backlog, else one a minute."""
         now = time.time()
-        if now - self._last_prune < PRUNE_EVERY:
+        if not self._prune_backlog and now - self._last_prune < PRUNE_EVERY:
             return
         self._last_prune = now
-        pruned = store.prune(now - self.daemon.config.state.retention)
+        pruned = store.prune(now - self.daemon.config.state.retention, limit=PRUNE_CHUNK)
+        self._prune_backlog = pruned == PRUNE_CHUNK
         if pruned:
-            log.info("pruned old progress samples", rows=pruned)
+            log.debug("pruned old progress samples", rows=pruned, more=self._prune_backlog)
 
 
 class StoreCollector:
