@@ -35,24 +35,22 @@ from progressd.workbook.model import (
     WorkbookStatistics,
 )
 from progressd.workbook.snapshot import (
-    FORMAT,
     Codec,
-    StableSnapshot,
-    decode_columns,
     decode_snapshot,
     encode_snapshot,
-    native_byteorder,
+    export_stable,
+    import_stable,
 )
-from progressd.workbook.stable import STABLE_FIELDS, StableColumns
-from progressd.workbook.staging import OpKind, StagedOp, Staging
+from progressd.workbook.stable import StableColumns
+from progressd.workbook.staging import OpKind, StagedOp, Staging, merge
 
 _START = (0, 0, 0, int(Status.PENDING), -1)
-STABLE_TYPECODES = tuple(HOT_TYPECODES[f] for f in STABLE_FIELDS)
 _COLD = frozenset(COLD_FIELDS)
 _HOT_COUNT = len(HOT_TYPECODES)
 _SETTABLE_MASK = sum(f.mask for f in SETTABLE_FIELDS)
 _ADDABLE_MASK = sum(f.mask for f in ADDABLE_FIELDS)
 _STATUS = int(Field.STATUS)
+_TOTALLED_MASK = Field.DONE.mask | Field.STATUS.mask | Field.ERRORS.mask | Field.MILESTONE.mask
 
 
 @dataclass(slots=True)
@@ -301,7 +299,7 @@ class Workbook:
             yield
         finally:
             staging, self._staging = self._staging, None
-            self._merge(staging.ops)
+            merge(staging.ops, self._apply_staged)
 
     @property
     def is_dispatching(self) -> bool:
@@ -367,7 +365,7 @@ class Workbook:
     def snapshot(self, codec: Codec = "zlib") -> bytes:
         """The stable state (stable columns, their cold values, error counts, reached bitmap,
         rework and rollback totals) as compressed bytes; ``restore`` rebuilds it."""
-        data, raw_size = encode_snapshot(self._stable_snapshot(), codec)
+        data, raw_size = encode_snapshot(export_stable(self), codec)
         self._snapshot_sizes = (raw_size, len(data))
         return data
 
@@ -381,7 +379,7 @@ class Workbook:
         """
         snap = decode_snapshot(data)
         workbook = cls(snap.milestones, rows=snap.rows)
-        workbook._load_snapshot(snap)
+        import_stable(workbook, snap)
         return workbook
 
     def compact_stable(self) -> int:
@@ -413,7 +411,8 @@ class Workbook:
             raise StateError(
                 f"{field_name(field)}={value!r} does not fit row {row}: {exc}"
             ) from None
-        self._agg.on_change(field, old, column[row])
+        if _TOTALLED_MASK >> field & 1:
+            self._agg.on_change(field, old, column[row])
         return True
 
     def _commit(self, row: int, mask: int) -> None:
@@ -471,61 +470,9 @@ class Workbook:
             )
         )
 
-    def _stable_snapshot(self) -> StableSnapshot:
-        cold = self._cold
-        return StableSnapshot(
-            format=FORMAT,
-            byteorder=native_byteorder(),
-            milestones=self._milestones,
-            rows=self._rows,
-            columns=self._stable.export(),
-            errors=self._cols[Field.ERRORS].tobytes(),
-            reached=bytes(self._reached),
-            vars=dict(cold.stable[Field.VARS - COLD_FIELDS[0]]),
-            payload=dict(cold.stable[Field.PAYLOAD - COLD_FIELDS[0]]),
-            rework=self._agg.rework,
-            rollbacks=self._agg.rollbacks,
-            milestone_reaches=self._agg.milestone_reaches,
-        )
-
-    def _load_snapshot(self, snap: StableSnapshot) -> None:
-        columns, errors = decode_columns(snap, STABLE_TYPECODES, len(self._reached))
-        self._stable.load_columns(columns)
-        for row in range(self._rows):
-            if errors[row]:
-                self._write_hot(row, Field.ERRORS, errors[row])
-            if columns[4][row] >= 0:
-                for field, column in zip(RESTORED_HOT, columns, strict=False):
-                    self._write_hot(row, field, column[row])
-        self._load_cold(snap)
-        self._reached[:] = snap.reached
-        self._agg.milestone_reached = list(self.recount().milestone_reached)
-        self._agg.rework = snap.rework
-        self._agg.rollbacks = snap.rollbacks
-        self._agg.milestone_reaches = snap.milestone_reaches
-
-    def _load_cold(self, snap: StableSnapshot) -> None:
-        for field, values in ((Field.VARS, snap.vars), (Field.PAYLOAD, snap.payload)):
-            for row, value in values.items():
-                self._check_row(row)
-                self._cold.set(row, field, value)
-                self._cold.put_stable(row, field, value)
-
     def _journal_append(self, entry: JournalEntry) -> None:
         self._note_pending()
         self._journal.append(entry)
-
-    def _merge(self, ops: list[StagedOp]) -> None:
-        rejected: list[str] = []
-        for op in ops:
-            try:
-                self._apply_staged(op)
-            except StateError as exc:
-                rejected.append(str(exc))
-        if rejected:
-            raise StateError(
-                f"{len(rejected)} staged write(s) rejected at merge, first: {rejected[0]}"
-            )
 
     def _apply_staged(self, op: StagedOp) -> None:
         match op.kind:

@@ -11,11 +11,16 @@ import lzma
 import sys
 import zlib
 from array import array
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
 from progressd.errors import StateError
+from progressd.workbook.fields import COLD_FIELDS, RESTORED_HOT, Field
+from progressd.workbook.stable import STABLE_FIELDS, STABLE_TYPECODES
+
+if TYPE_CHECKING:
+    from progressd.workbook.core import Workbook
 
 Codec = Literal["zlib", "lzma"]
 
@@ -85,6 +90,56 @@ def decode_snapshot(data: bytes) -> StableSnapshot:
     if snapshot.format != FORMAT:
         raise StateError(f"stable snapshot format {snapshot.format} is not supported ({FORMAT})")
     return snapshot
+
+
+# export_stable / import_stable are friends of Workbook: they read and fill its private columns.
+
+
+def export_stable(wb: Workbook) -> StableSnapshot:
+    """The workbook's stable state as a record."""
+    cold = wb._cold
+    return StableSnapshot(
+        format=FORMAT,
+        byteorder=native_byteorder(),
+        milestones=wb._milestones,
+        rows=wb._rows,
+        columns=wb._stable.export(),
+        errors=wb._cols[Field.ERRORS].tobytes(),
+        reached=bytes(wb._reached),
+        vars=dict(cold.stable[Field.VARS - COLD_FIELDS[0]]),
+        payload=dict(cold.stable[Field.PAYLOAD - COLD_FIELDS[0]]),
+        rework=wb._agg.rework,
+        rollbacks=wb._agg.rollbacks,
+        milestone_reaches=wb._agg.milestone_reaches,
+    )
+
+
+def import_stable(wb: Workbook, snap: StableSnapshot) -> None:
+    """Fill a fresh workbook of ``snap.rows`` rows: stable points, rows standing at them,
+    error counts, reached bitmap and history counters.
+
+    Raises:
+        StateError: when the snapshot's columns do not match its row count.
+    """
+    columns, errors = decode_columns(snap, STABLE_TYPECODES, len(wb._reached))
+    wb._stable.load_columns(columns)
+    milestone = STABLE_FIELDS.index(Field.MILESTONE)
+    for row in range(wb._rows):
+        if errors[row]:
+            wb._write_hot(row, Field.ERRORS, errors[row])
+        if columns[milestone][row] >= 0:
+            for field, column in zip(RESTORED_HOT, columns, strict=False):
+                wb._write_hot(row, field, column[row])
+    for field, values in ((Field.VARS, snap.vars), (Field.PAYLOAD, snap.payload)):
+        for row, value in values.items():
+            wb._check_row(row)
+            wb._cold.set(row, field, value)
+            wb._cold.put_stable(row, field, value)
+    wb._reached[:] = snap.reached
+    wb._agg.milestone_reached = list(wb.recount().milestone_reached)
+    wb._agg.rework = snap.rework
+    wb._agg.rollbacks = snap.rollbacks
+    wb._agg.milestone_reaches = snap.milestone_reaches
 
 
 def native_byteorder() -> Literal["little", "big"]:

@@ -28,7 +28,8 @@ STABLE_FIELDS: Final = (
     Field.LEASE,
 )
 _MILESTONE_AT: Final = STABLE_FIELDS.index(Field.MILESTONE)
-_TYPECODES: Final = tuple(HOT_TYPECODES[f] for f in STABLE_FIELDS)
+STABLE_TYPECODES: Final = tuple(HOT_TYPECODES[f] for f in STABLE_FIELDS)
+_TYPECODES: Final = STABLE_TYPECODES
 _ROW_BYTES: Final = sum(array(t).itemsize for t in _TYPECODES)
 SEGMENT_RAW_BYTES: Final = _ROW_BYTES * SEGMENT_ROWS
 

@@ -10,10 +10,12 @@ row is a barrier: later writes to that row start new entries, so their order is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
+from progressd.errors import StateError
 from progressd.workbook.fields import Field, RollbackReason
 
 
@@ -100,3 +102,19 @@ class Staging:
         base = row * _FIELD_COUNT
         for f in range(_FIELD_COUNT):
             self.index.pop(base + f, None)
+
+
+def merge(ops: list[StagedOp], apply: Callable[[StagedOp], None]) -> None:
+    """Apply staged ``ops`` in issue order. A rejected op does not stop the others.
+
+    Raises:
+        StateError: after all ops ran, when any was rejected (naming how many and the first).
+    """
+    rejected: list[str] = []
+    for op in ops:
+        try:
+            apply(op)
+        except StateError as exc:
+            rejected.append(str(exc))
+    if rejected:
+        raise StateError(f"{len(rejected)} staged write(s) rejected at merge, first: {rejected[0]}")
