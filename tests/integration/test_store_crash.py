@@ -16,14 +16,24 @@ from progressd.store import Store
 pytestmark = pytest.mark.integration
 
 WRITER = r"""
-import os, sys
+import os, sys, time
 from progressd.store import Store
 
 store = Store.open(sys.argv[1])
+hold = int(sys.argv[2])
+
+
+def trace(sql):  # park inside batch `hold`'s transaction, after its other inserts ran
+    if batch == hold and sql.startswith("INSERT INTO snapshots"):
+        print("inside", batch, flush=True)
+        time.sleep(60)
+
+
 store.add_run("r1", name="crash", source="name: crash\n", status="running")
 store.flush()
 blob = os.urandom(256 * 1024)
 batch = 0
+store.connection.set_trace_callback(trace)
 while True:
     store.record_event("r1", "milestone", scenario="s", milestone=f"m{batch}", count=batch + 1)
     store.record_event("r1", "rollback", scenario="s", reason="health-check")
@@ -40,8 +50,10 @@ while True:
 async def run_writer_until(path: Path, line: str) -> int:
     """Start the writer, SIGKILL it as soon as it prints ``line``; return the last batch it
     reported committed (-1 if none)."""
+    word, number = line.split()
+    hold = number if word == "inside" else "-1"
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER, str(path), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", WRITER, str(path), hold, stdout=asyncio.subprocess.PIPE
     )
     assert child.stdout is not None
     committed = -1
@@ -64,8 +76,8 @@ async def run_writer_until(path: Path, line: str) -> int:
 
 @pytest.mark.parametrize(
     "kill_at",
-    ["committed 0", "committed 6", "flushing 3", "flushing 12"],
-    ids=["after-first-batch", "between-batches", "during-a-flush", "during-a-later-flush"],
+    ["committed 0", "committed 6", "flushing 3", "inside 9"],
+    ids=["after-first-batch", "between-batches", "as-a-flush-starts", "inside-a-transaction"],
 )
 async def test_store_survives_kill_9_with_every_committed_batch(
     tmp_path: Path, kill_at: str
@@ -80,6 +92,8 @@ async def test_store_survives_kill_9_with_every_committed_batch(
     batches = [s.done for s in store.samples("r1")]
     assert batches == list(range(len(batches)))  # no hole: batches commit in order
     assert len(batches) - 1 >= committed  # nothing reported committed is missing
+    if kill_at.startswith("inside"):
+        assert batches == list(range(9))  # the interrupted transaction left no trace
     milestones = {e.milestone: e.count for e in store.events("r1", kind="milestone")}
     assert milestones == {f"m{b}": b + 1 for b in batches}  # each batch all or nothing
     rollbacks = store.events("r1", kind="rollback")
