@@ -180,3 +180,9 @@ def test_exec_check_missing_program_is_critical() -> None:
     result, detail = _on_uvloop(run_check(ExecCheck(("/nonexistent/probe",)), "h", 1, 1.0))
     assert result == "critical"
     assert "FileNotFoundError" in detail
+
+
+def test_exec_check_keeps_only_the_tail_of_a_chatty_probe() -> None:
+    script = "import sys; sys.stdout.write('x' * 5_000_000 + '\\nlast line\\n')"
+    result = _on_uvloop(run_check(ExecCheck((sys.executable, "-c", script)), "h", 1, 5.0))
+    assert result == ("passing", "exit 0: last line")

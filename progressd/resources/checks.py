@@ -28,6 +28,7 @@ from progressd.units import format_duration
 
 Outcome = tuple[CheckResult, str]
 _DETAIL_LIMIT = 200
+_OUTPUT_LIMIT = 4096  # bytes of a probe's output kept (its tail); the rest is read and dropped
 
 
 class HealthCheck(Protocol):
@@ -132,7 +133,9 @@ class ExecCheck:
             env=env,
         )
         try:
-            output, _ = await proc.communicate()
+            assert proc.stdout is not None  # Invariant: stdout=PIPE above.
+            output = await _read_tail(proc.stdout, _OUTPUT_LIMIT)
+            await proc.wait()
         finally:
             if proc.returncode is None:
                 proc.kill()
@@ -141,6 +144,15 @@ class ExecCheck:
         text = output.decode(errors="replace").strip().splitlines()
         detail = f"exit {code}" + (f": {text[-1]}" if text else "")
         return ("passing" if code == 0 else "warning" if code == 1 else "critical"), detail
+
+
+async def _read_tail(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """Read ``stream`` to its end, keeping only the last ``limit`` bytes (a chatty probe
+    neither blocks on a full pipe nor fills the daemon's memory)."""
+    tail = b""
+    while chunk := await stream.read(65536):
+        tail = (tail + chunk)[-limit:]
+    return tail
 
 
 def _settle(future: asyncio.Future[int]) -> None:
