@@ -6,7 +6,10 @@ built to keep the stall short and measured. ``record_*`` calls only touch the in
 and records how long the loop was held in a histogram. The connection runs in WAL mode with
 ``synchronous=NORMAL``: a commit appends to the WAL without fsync, readers (a backup, the
 ``sqlite3`` shell) never block the writer, and a process killed at any instant leaves the
-file consistent at its last commit. Power loss may lose the last few commits, never the file.
+file consistent at its last commit. SQLite's automatic checkpoint is off: its fsyncs would be
+the worst stall, so the daemon checkpoints from a child process (``checkpoint.py``), and
+``flush()`` checkpoints in-process only if the WAL outgrows 64 MiB. Power loss may lose the
+commits since the last checkpoint, never the file.
 
 Failure is loud, never silent: a file that is not a readable SQLite database, fails its quick
 check, belongs to another application or comes from a newer schema raises ``StoreError`` naming
