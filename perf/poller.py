@@ -32,19 +32,24 @@ the ``*_wall`` keys. Ratios use the CPU-second rates.
   load as 100,000 Runner users (ramp 10 s, think 9-11 s), each wake also writing the workbook.
 - ``loadavg_1m``: the machine's 1-minute load average when the run ended (other processes
   competing for the two cores inflate latency and deflate every rate alike).
-- ``locust_tasks_per_s``: only when Locust is importable (``locust_available``).
+- ``locust_tasks_per_s``: Locust no-op tasks (``constant(0)`` wait) at 1,000 users, in a
+  subprocess, per CPU second, when a Python with Locust is available (this one, or
+  ``--locust-python``); ``noop_steps_per_s_1000`` and ``ratio_vs_locust`` put progressd beside
+  it. ``locust_available`` says whether it ran.
 
-Usage: python perf/poller.py [--rounds 3] [--seconds 1.0]
+Usage: python perf/poller.py [--rounds 3] [--seconds 1.0] [--locust-python PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -299,12 +304,67 @@ async def _latency_window(
     }
 
 
-def locust_figures() -> dict[str, Any]:
-    try:
-        import locust  # noqa: F401
-    except ImportError:
+LOCUST_SCRIPT = """
+import json, sys, time
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from locust import User, constant, task
+from locust.env import Environment
+users, warmup, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+count = 0
+class Noop(User):
+    wait_time = constant(0)
+    @task
+    def noop(self):
+        global count
+        count += 1
+env = Environment(user_classes=[Noop])
+runner = env.create_local_runner()
+runner.start(users, spawn_rate=users)
+gevent.sleep(warmup)
+before, wall, cpu = count, time.perf_counter(), time.process_time()
+gevent.sleep(seconds)
+done = count - before
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+runner.quit()
+print(json.dumps({"wall": done / wall, "cpu": done / cpu if cpu > 0 else 0.0}))
+"""
+
+
+def locust_python(explicit: str | None) -> str | None:
+    """The interpreter to run Locust with: ``--locust-python``, else this one if it has Locust
+    (Locust runs in its own process: gevent's monkey-patching must not touch this loop)."""
+    if explicit:
+        return explicit
+    return sys.executable if importlib.util.find_spec("locust") else None
+
+
+def locust_figures(python: str | None, rounds: int, seconds: float) -> dict[str, Any]:
+    """Locust no-op tasks per second at 1,000 users (``wait_time = constant(0)``), next to
+    progressd at 1,000 users, when a Python with Locust is available."""
+    if python is None:
         return {"locust_available": False}
-    return {"locust_available": True, "locust_note": "locust is importable; not measured here"}
+    cpu: list[float] = []
+    wall: list[float] = []
+    ours: list[float] = []
+    for _ in range(rounds):
+        done = subprocess.run(
+            [python, "-c", LOCUST_SCRIPT, "1000", str(WARMUP + 0.7), str(seconds)],
+            capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        cpu.append(figures["cpu"])
+        wall.append(figures["wall"])
+        ours.append(run_on_uvloop(lambda: progressd_noop(1000, seconds))[1])
+    locust = statistics.median(cpu)
+    return {
+        "locust_available": True,
+        "locust_tasks_per_s": round(locust),
+        "locust_tasks_per_s_wall": round(statistics.median(wall)),
+        "noop_steps_per_s_1000": round(statistics.median(ours)),
+        "ratio_vs_locust": round(statistics.median(ours) / locust, 3),
+    }
 
 
 def measure(rounds: int, seconds: float) -> dict[str, Any]:
@@ -348,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--window", type=float, default=3.0, help="latency window, seconds")
+    parser.add_argument(
+        "--locust-python", help="a Python with Locust installed (default: this one, if it has it)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     result: dict[str, Any] = {"python": sys.version.split()[0], "uvloop": uvloop.__version__}
@@ -355,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     for bench in (wake_latency, runner_wake_latency):
         latency = uvloop.run(bench(100_000, args.window))
         result.update({k: round(v, 3) for k, v in latency.items()})
-    result.update(locust_figures())
+    result.update(locust_figures(locust_python(args.locust_python), args.rounds, args.seconds))
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
     result["loadavg_1m"] = os.getloadavg()[0]
     result["cpus"] = os.cpu_count()
