@@ -93,7 +93,9 @@ class Runner:
         rows = sum(s.users for s in self._scenarios)
         self._first_row = self.workbook.add_rows(rows).start
         self._init_rows(rows)
-        self._ranks = {name: self._rank(name) for name in ("step", "timer", "condition")}
+        self._ranks = {
+            name: self._rank(name) for name in ("step", "timer", "condition", "external")
+        }
         self._guards = GuardWaits(self._context, poller.make_ready)
         self._on_think_cb = self._on_think
         self._timer_rank = self._ranks["timer"]
@@ -340,9 +342,8 @@ class Runner:
     def _start_io(self, row: int, sc: PreparedScenario, p: int) -> None:
         step = sc.plan.steps[p]
         self._set_status(row, _WAITING if step.kind == "external" else _ACTIVE)
-        handle = self.poller.subscribe(
-            PollableKind.COMPLETION, self._on_complete, row, self._ranks["step"]
-        )
+        rank = self._ranks["external" if step.kind == "external" else "step"]
+        handle = self.poller.subscribe(PollableKind.COMPLETION, self._on_complete, row, rank)
         self._handles[row - self._first_row] = handle
         self._in_flight += 1
         try:
