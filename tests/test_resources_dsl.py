@@ -60,6 +60,7 @@ def test_dsl_plans_drive_pools_and_leases() -> None:
     assert binding.leases.keys() == {1, 2, 3}
     (pool,) = manager.pool_records()
     assert (pool.run, pool.check, pool.on_failure) == ("run-1", "http", "release")
+    manager.record_result("backends", "127.0.0.1:18082", "passing")  # first check
     for _ in range(2):
         manager.record_result("backends", "127.0.0.1:18082", "critical")
     assert 1 in binding.leases  # failures-before-critical: 3

@@ -152,6 +152,7 @@ def test_manager_rolled_back_users_wait_then_resume_when_member_recovers() -> No
 def test_manager_flapping_member_with_hysteresis_causes_no_rollback_storm() -> None:
     s = Setup("rollback", failures=3, successes=2)
     _lease_all(s, range(10))
+    s.manager.record_result("p", "h:1", "passing")  # the first result is taken as it is
     for result in ["critical", "critical", "passing"] * 30:
         s.manager.record_result("p", "h:1", result)  # type: ignore[arg-type]
     assert s.binding.rollbacks == []
@@ -172,12 +173,13 @@ async def test_manager_schedules_one_pending_check_per_member() -> None:
 
 async def test_manager_check_results_drive_failure_and_recovery() -> None:
     s = Setup("rollback", failures=2, successes=2)
-    s.check.script[1] = deque(["critical", "critical", "passing", "passing"])
+    s.check.script[1] = deque(["passing", "critical", "critical", "passing", "passing"])
     _lease_all(s, range(2))
     s.manager.start()
     s.scheduler.run_due()
     await s.manager.wait_checks_idle()
-    assert s.binding.rollbacks == []
+    await s.run_checks(1)
+    assert s.binding.rollbacks == []  # one failure is not enough
     await s.run_checks(1)
     assert [sorted(rows) for rows, _ in s.binding.rollbacks] == [[0]]
     await s.run_checks(2)
@@ -348,3 +350,13 @@ class BrokenAbort(RecordingBinding):
 
     def abort(self, rows: Sequence[int], reason: str) -> None:
         raise RuntimeError("runner bug")
+
+
+async def test_manager_member_down_at_start_is_critical_after_one_check() -> None:
+    s = Setup("rollback", failures=3, successes=2)
+    s.check.script[1] = deque(["critical"])
+    s.manager.start()
+    s.scheduler.run_due()
+    await s.manager.wait_checks_idle()
+    _lease_all(s, range(4))
+    assert set(s.lease_ports().values()) == {2}

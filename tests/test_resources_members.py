@@ -6,7 +6,22 @@ from progressd.resources.members import Hysteresis, Member
 
 
 def _member(successes: int = 1, failures: int = 1) -> Member:
-    return Member("127.0.0.1:1", "127.0.0.1", 1, hysteresis=Hysteresis(successes, failures))
+    """A member whose first check passed (hysteresis applies from the second result on)."""
+    member = Member("127.0.0.1:1", "127.0.0.1", 1, hysteresis=Hysteresis(successes, failures))
+    assert member.record("passing") is None
+    return member
+
+
+def test_member_first_result_is_taken_as_it_is() -> None:
+    down = Member("h:1", "h", 1, hysteresis=Hysteresis(3, 3))
+    transition = down.record("critical", "refused")
+    assert transition is not None and (transition.old, transition.new) == ("passing", "critical")
+    assert down.record("passing") is None  # now hysteresis: 3 successes needed
+    assert down.record("passing") is None
+    assert down.record("passing") is not None
+    degraded = Member("h:2", "h", 2, hysteresis=Hysteresis(3, 3))
+    first = degraded.record("warning")
+    assert first is not None and first.new == "warning"
 
 
 def test_member_goes_critical_only_after_failures_before_critical() -> None:
@@ -30,7 +45,7 @@ def test_member_success_resets_the_failure_run() -> None:
 
 def test_member_recovers_only_after_successes_before_passing() -> None:
     member = _member(successes=2, failures=1)
-    member.record("critical")
+    assert member.record("critical") is not None
     assert member.record("passing") is None
     assert member.health == "critical"
     transition = member.record("passing")

@@ -7,6 +7,12 @@ a ``passing`` or ``warning`` result counts toward ``successes_before_passing`` a
 failure run. Only a full run changes the health, so a flapping backend whose runs are shorter
 than the thresholds never changes state (and never triggers a rollback storm).
 
+Departure from Consul, on purpose: Consul starts a check ``critical`` and makes even a healthy
+backend wait ``success_before_passing`` intervals. A member here starts ``passing`` (a load test
+should not stall at start) and its FIRST result is taken as it is, so a backend that is down
+when the run starts is ``critical`` after one check, not ``failures-before-critical`` checks;
+hysteresis applies from the second result on.
+
 ``draining`` is an operator state laid over the health: a draining member takes no new leases
 and reports ``draining``, but its checks keep running and its health keeps moving underneath,
 so a draining member that fails still triggers its pool's on-failure action for its holders.
@@ -61,6 +67,11 @@ class Hysteresis:
                 f"{self.successes_before_passing} and {self.failures_before_critical}"
             )
 
+    def seed(self, result: CheckResult) -> HealthState:
+        """Start the counts from a first result, which is taken as the health."""
+        self.successes, self.failures = (0, 1) if result == "critical" else (1, 0)
+        return result
+
     def feed(self, current: HealthState, result: CheckResult) -> HealthState:
         """The health after one more ``result``, given the ``current`` health."""
         if result == "critical":
@@ -111,14 +122,19 @@ class Member:
         return self.capacity is None or self.holders < self.capacity
 
     def record(self, result: CheckResult, detail: str = "") -> Transition | None:
-        """Feed one check result through the hysteresis; the health transition it caused.
+        """Feed one check result through the hysteresis (the first result is taken as it is,
+        see the module note); the health transition it caused.
 
         Health transitions are reported even while the member is draining.
         """
+        first = self.last_result is None
         self.last_result = result
         self.last_detail = detail
         old = self.health
-        self.health = self.hysteresis.feed(old, result)
+        if first:
+            self.health = self.hysteresis.seed(result)
+        else:
+            self.health = self.hysteresis.feed(old, result)
         if self.health == old:
             return None
         cause = f"{result}: {detail}" if detail else result
