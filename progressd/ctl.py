@@ -26,6 +26,8 @@ from progressd.api import StatusReply
 from progressd.client import ControlClient
 from progressd.config import load_config
 from progressd.errors import ControlError, ProgressdError
+from progressd.runs.ctl import SPECS as RUN_SPECS
+from progressd.runs.ctl_pools import SPECS as POOL_SPECS
 from progressd.units import format_duration
 
 __all__ = ["COMMANDS", "Command", "main", "resolve_socket"]
@@ -72,6 +74,8 @@ def _ms(seconds: float) -> str:
 
 COMMANDS: list[Command] = [
     Command("status", "is the daemon running, and how is it doing", _status),
+    *(Command(*spec) for spec in RUN_SPECS),
+    *(Command(*spec) for spec in POOL_SPECS),
 ]
 
 

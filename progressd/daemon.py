@@ -355,9 +355,10 @@ def default_extensions() -> tuple[Extension, ...]:
     lazily so the core never imports the daemon. The store comes first: its startup hook opens
     the history before runs resume, and its shutdown hook (hooks run in reverse) closes it last.
     """
+    from progressd.runs.api import install as install_runs
     from progressd.store import install as install_store
 
-    return (install_store,)
+    return (install_store, install_runs)
 
 
 def build_daemon(

@@ -51,10 +51,13 @@ def test_ctl_env_socket_is_used(
     assert f"at {sock_dir / 'env.sock'}:" in capsys.readouterr().err
 
 
-def test_ctl_parser_offers_every_command() -> None:
+def test_ctl_parser_offers_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
     for command in COMMANDS:
-        assert parser.parse_args(["--json", command.name]).command == command.name
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args(["--json", command.name, "--help"])
+        assert exited.value.code == 0
+        assert f"usage: progressctl {command.name}" in capsys.readouterr().out
 
 
 def test_ctl_common_options_work_before_or_after_the_command() -> None:

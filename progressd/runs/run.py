@@ -42,12 +42,18 @@ from progressd.events import BatchingConfig, EventBus, Priority
 from progressd.http import HttpClient
 from progressd.poller import PollableKind, Poller, ProgressPollable
 from progressd.reports import DeliveryCount, Report, ReportMailbox
+from progressd.resources import ResourceManager
 from progressd.runner import Runner, StepExecutor
 from progressd.runs.figures import Figures, ScenarioFigures, run_summary
 from progressd.runs.leases import RunLeases
 from progressd.runs.plans import with_users
 from progressd.runs.progress import RunProgress
-from progressd.steps import ExecStepExecutor, ExternalStepExecutor, HttpStepExecutor
+from progressd.steps import (
+    ExecStepExecutor,
+    ExternalStepExecutor,
+    HttpStepExecutor,
+    LeaseWaits,
+)
 from progressd.summary import RunSummary
 
 __all__ = ["Run", "RunStatus"]
@@ -95,7 +101,9 @@ class Run:
         self.mailbox = mailbox or ReportMailbox(loop)
         self.exec = ExecStepExecutor()
         self.external = ExternalStepExecutor(self.mailbox, loop.time)
-        self.http_steps = HttpStepExecutor(self.http)
+        leased = any(sc.lease is not None for sc in self.plan.scenarios) and bool(self.plan.pools)
+        self.lease_waits = LeaseWaits(loop) if leased else None
+        self.http_steps = HttpStepExecutor(self.http, lease_waits=self.lease_waits)
         self._leases: RunLeases | None = None
         self.runner = Runner(
             self.plan,
@@ -110,12 +118,15 @@ class Run:
         self.workbook = self.runner.workbook
         self.figures = Figures(self.plan, self.runner, self.clock)
         self._register_steps()
-        if any(sc.lease is not None for sc in self.plan.scenarios) and self.plan.pools:
+        if self.lease_waits is not None:
             self._leases = RunLeases(self.plan, self.runner, self.figures.first_rows, self.id)
+            self._leases.on_granted = self.lease_waits.granted
             self.figures.rollbacks_by_scenario = self._leases.rollbacks
         self.bus = EventBus(self.workbook, self.clock, _batching(self.plan))
         self.bus.on_wake = self.poller.notify
         self.poller.add_iteration_hook(self.bus.flush_due, self.bus.next_deadline)
+        if self._leases is not None:
+            self._leases.watch_finishes(self.bus)
         self._tick_s = tick_s
         self._graceful_stop = False
         self._tick: ProgressPollable | None = None
@@ -214,6 +225,11 @@ class Run:
         """Per-scenario figures now (users by state, done work, iterations)."""
         return [self.figures.scenario(i) for i in range(len(self.plan.scenarios))]
 
+    @property
+    def resources(self) -> ResourceManager | None:
+        """The run's resource manager (its pools and leases), ``None`` when nothing is leased."""
+        return None if self._leases is None else self._leases.manager
+
     def deliver_reports(self, reports: Iterable[Report]) -> DeliveryCount:
         """Hand external progress reports to the users waiting for them (or keep them)."""
         return self.mailbox.deliver(reports)
@@ -262,6 +278,8 @@ class Run:
 
     async def _shut_down(self) -> None:
         self.external.cancel_all()
+        if self.lease_waits is not None:
+            self.lease_waits.cancel_all()
         if self._leases is not None:
             await self._leases.close()
         self.bus.flush(self.clock.now(), force=True)

@@ -1,0 +1,262 @@
+"""The daemon's runs: submitted plans running side by side on the one loop.
+
+Design note. ``RunManager`` holds every run the daemon knows, in submission order, each with
+its ``RunJournal`` (the event lines streams replay) and one closer task that records the end.
+Several runs share the loop; each has its own poller, runner and (when it leases) resource
+manager, so pools are run-scoped and ``pools()`` / ``leases()`` gather them from the live runs.
+
+Finished runs stay readable (``show``, ``events``) until more than ``keep_finished`` (default
+100) have finished; then the oldest finished one is forgotten. Live runs are never evicted.
+
+``shutdown(deadline)`` cancels every live run, waits for them to close within ``deadline``
+seconds, and returns the ids it cancelled (the daemon logs them).
+
+Persistence and recovery (the store) are not wired here yet: a restarted daemon forgets its runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from progressd.dsl import Plan
+from progressd.errors import ResourceError, StateError
+from progressd.logs import get_logger
+from progressd.resources import LeaseRecord, MemberRecord, PoolRecord, ResourceManager
+from progressd.runs.journal import RunJournal
+from progressd.runs.messages import RunLease
+from progressd.runs.run import Run
+
+__all__ = ["DEFAULT_KEEP_FINISHED", "RunEnded", "RunEntry", "RunManager", "UnknownRun"]
+
+log = get_logger("progressd.runs")
+
+DEFAULT_KEEP_FINISHED = 100
+
+
+class UnknownRun(StateError):
+    """Raised when a run id names no run the daemon holds (never submitted, or forgotten)."""
+
+
+class RunEnded(StateError):
+    """Raised when a request would steer a run that has already ended."""
+
+
+@dataclass(slots=True, eq=False)
+class RunEntry:
+    """One run the daemon holds and its journal."""
+
+    run: Run
+    journal: RunJournal
+    closer: asyncio.Task[None] | None = None
+
+
+class RunManager:
+    """Submits, finds, steers and forgets runs (see the module note)."""
+
+    def __init__(
+        self,
+        *,
+        keep_finished: int = DEFAULT_KEEP_FINISHED,
+        tick_s: float = 0.25,
+        entries: dict[str, Any] | None = None,
+    ) -> None:
+        """``entries``: the dict to hold runs in (the daemon's ``runs``, so its status and
+        metrics count them); a fresh one by default.
+
+        Raises:
+            ValueError: ``keep_finished`` is negative.
+        """
+        if keep_finished < 0:
+            raise ValueError(f"keep_finished must be >= 0, got {keep_finished}")
+        self.keep_finished = keep_finished
+        self.tick_s = tick_s
+        self._entries: dict[str, RunEntry] = {} if entries is None else entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[RunEntry]:
+        return iter(list(self._entries.values()))
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def submit(self, plan: Plan, *, users: int | None = None) -> Run:
+        """Start ``plan`` now (on the running loop) and hold it.
+
+        Raises:
+            StateError: the plan cannot run (``users`` negative, a step that cannot be prepared).
+            ResourceError: a pool of the plan is invalid.
+        """
+        run = Run(plan, users=users, tick_s=self.tick_s)
+        while run.id in self._entries:
+            run = Run(plan, users=users, tick_s=self.tick_s)
+        entry = RunEntry(run=run, journal=RunJournal(run))
+        self._entries[run.id] = entry
+        run.start()
+        entry.journal.record_state("running", "submitted")
+        entry.closer = asyncio.get_running_loop().create_task(
+            self._close_when_finished(entry), name=f"run-{run.id}-closer"
+        )
+        log.info("run submitted", run=run.id, name=plan.name, users=run.plan.total_users)
+        return run
+
+    def entry(self, run_id: str) -> RunEntry:
+        """The run ``run_id`` and its journal.
+
+        Raises:
+            UnknownRun: no such run (never submitted, or forgotten after it finished).
+        """
+        entry = self._entries.get(run_id)
+        if entry is None:
+            known = ", ".join(list(self._entries)[-5:]) or "none"
+            raise UnknownRun(f"no run {run_id!r} (recent runs: {known})")
+        return entry
+
+    def pause(self, run_id: str) -> Run:
+        """Pause a live run (no-op when already paused).
+
+        Raises:
+            UnknownRun: no such run.
+            RunEnded: the run has ended.
+        """
+        entry = self._live(run_id, "pause")
+        if entry.run.status == "running":
+            entry.run.pause()
+            entry.journal.record_state("paused")
+        return entry.run
+
+    def resume(self, run_id: str) -> Run:
+        """Resume a paused run (no-op when running).
+
+        Raises:
+            UnknownRun: no such run.
+            RunEnded: the run has ended.
+        """
+        entry = self._live(run_id, "resume")
+        if entry.run.status == "paused":
+            entry.run.resume()
+            entry.journal.record_state("running", "resumed")
+        return entry.run
+
+    def cancel(self, run_id: str, reason: str = "cancelled through the control API") -> Run:
+        """Ask a live run to stop; it ends ``cancelled`` once its users have stopped.
+
+        Raises:
+            UnknownRun: no such run.
+            RunEnded: the run has ended.
+        """
+        entry = self._live(run_id, "cancel")
+        entry.run.cancel(reason)
+        return entry.run
+
+    def rollback(self, run_id: str, user: int | None = None) -> int:
+        """Roll ``user`` (a row) or every unfinished user back to its last stable point
+        (reason ``manual``); the number of users rolled back.
+
+        Raises:
+            UnknownRun: no such run.
+            RunEnded: the run has ended.
+            StateError: ``user`` is not one of its users.
+        """
+        run = self._live(run_id, "roll back").run
+        total = run.plan.total_users
+        if user is not None and not 0 <= user < total:
+            raise StateError(f"run {run_id} has users 0..{total - 1}; there is no user {user}")
+        before = run.runner.statistics().rollbacks
+        run.runner.rollback_users(range(total) if user is None else (user,), "manual")
+        rolled = run.runner.statistics().rollbacks - before
+        log.info("manual rollback", run=run_id, user=user, users=rolled)
+        return rolled
+
+    # -- resources ---------------------------------------------------------------------------
+
+    def pools(self) -> list[PoolRecord]:
+        """The pools of every live run."""
+        return [record for _, manager in self._managers() for record in manager.pool_records()]
+
+    def leases(self, run_id: str | None = None) -> list[RunLease]:
+        """The leases held in the live runs (of ``run_id`` only, when given).
+
+        Raises:
+            UnknownRun: ``run_id`` names no run.
+        """
+        if run_id is not None:
+            self.entry(run_id)
+        return [
+            RunLease(run=owner, **_fields(record))
+            for owner, manager in self._managers()
+            if run_id is None or owner == run_id
+            for record in manager.lease_records()
+        ]
+
+    def drain(
+        self, pool: str, member: str, *, run_id: str | None = None, draining: bool = True
+    ) -> tuple[str, MemberRecord]:
+        """Stop (or resume) granting leases on ``member`` of ``pool``; the run and the member.
+
+        Raises:
+            UnknownRun: ``run_id`` names no run.
+            ResourceError: no live run has that pool, several do (give ``run_id``), or the
+                member is unknown.
+        """
+        owners = [(owner, m) for owner, m in self._managers() if pool in m.pools]
+        if run_id is not None:
+            self.entry(run_id)
+            owners = [(owner, m) for owner, m in owners if owner == run_id]
+        if not owners:
+            raise ResourceError(f"no live run has a pool {pool!r} (see `progressctl pools`)")
+        if len(owners) > 1:
+            runs = ", ".join(owner for owner, _ in owners)
+            raise ResourceError(f"pool {pool!r} exists in runs {runs}; name one with ?run=")
+        owner, manager = owners[0]
+        record = manager.drain(pool, member, draining)
+        log.info("member drained" if draining else "member undrained", pool=pool, member=member)
+        return owner, record
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def shutdown(self, deadline: float) -> list[str]:
+        """Cancel every live run and wait (at most ``deadline`` s) until they have closed;
+        the ids of the runs cancelled."""
+        live = [e for e in self._entries.values() if not e.run.finished]
+        for entry in live:
+            entry.run.cancel("the daemon is shutting down")
+        waits = [e.closer for e in live if e.closer is not None]
+        if waits:
+            await asyncio.wait(waits, timeout=deadline)
+        return [entry.run.id for entry in live]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _live(self, run_id: str, verb: str) -> RunEntry:
+        entry = self.entry(run_id)
+        if entry.run.finished:
+            raise RunEnded(f"cannot {verb} run {run_id}: it has ended ({entry.run.status})")
+        return entry
+
+    def _managers(self) -> list[tuple[str, ResourceManager]]:
+        return [
+            (entry.run.id, entry.run.resources)
+            for entry in self._entries.values()
+            if not entry.run.finished and entry.run.resources is not None
+        ]
+
+    async def _close_when_finished(self, entry: RunEntry) -> None:
+        summary = await entry.run.wait()
+        entry.journal.close(summary)
+        log.info("run ended", run=entry.run.id, state=summary.state, reason=entry.run.reason)
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        finished = [rid for rid, e in self._entries.items() if e.run.finished]
+        for run_id in finished[: max(0, len(finished) - self.keep_finished)]:
+            del self._entries[run_id]
+
+
+def _fields(record: LeaseRecord) -> dict[str, Any]:
+    return msgspec.structs.asdict(record)
