@@ -272,3 +272,59 @@ async def test_run_graceful_stop_ends_a_duration_scenario_with_users_still_waiti
     assert summary.state == "succeeded"
     assert 0.2 <= summary.duration_s < 1.5
     assert run.runner.active == 0
+
+
+def _one_member(address: str, *, release: str, steps: str, users: int = 3) -> str:
+    return f"""
+version: 2
+name: queue
+resources:
+  ip-port-pool:
+    backends: {{members: ["{address}"], max-leases-per-member: 1}}
+load:
+  scenarios:
+    - name: s
+      users: {users}
+      iterations: 1
+      resource_lease: {{pool: backends, per: user, release-on: "{release}"}}
+      steps:
+{steps}"""
+
+
+async def test_run_users_queued_for_a_lease_wait_for_it_then_send() -> None:
+    async with running_backends() as (backend,):
+        steps = (
+            '        - {name: get, http: {method: GET, url: "http://{{ lease.address }}/"}}\n'
+            "        - milestone: done\n"
+        )
+        run, summary = await run_text(_one_member(backend.address, release="milestone:done",
+                                                  steps=steps))  # fmt: skip
+    assert summary.state == "succeeded" and summary.errors == 0
+    assert backend.counts["/"] == 3
+    assert run.lease_waits is not None and run.lease_waits.granted_count == 2
+
+
+async def test_run_step_fails_no_lease_when_none_comes_within_its_timeout() -> None:
+    async with running_backends() as (backend,):
+        steps = (
+            '        - {name: get, http: {method: GET, url: "http://{{ lease.address }}/", '
+            "timeout: 100ms}}\n"
+            "        - think: 1s\n"
+        )
+        run, summary = await run_text(_one_member(backend.address, release="end", steps=steps,
+                                                  users=2))  # fmt: skip
+    assert backend.counts["/"] == 1
+    assert run.figures.metrics["s"].errors_by_class == {"no-lease": 1}
+    assert summary.errors == 1
+
+
+async def test_run_lease_released_at_end_goes_to_the_next_queued_user() -> None:
+    async with running_backends() as (backend,):
+        steps = (
+            '        - {name: get, http: {method: GET, url: "http://{{ lease.address }}/", '
+            "timeout: 5s}}\n"
+        )
+        run, summary = await run_text(_one_member(backend.address, release="end", steps=steps))
+    assert summary.state == "succeeded" and summary.errors == 0
+    assert backend.counts["/"] == 3
+    assert summary.duration_s < 2.0

@@ -5,26 +5,33 @@ Every user of a scenario with ``resource_lease`` asks for its lease before the r
 manager grants a member or queues the user). The lease's member shows up in the user's context
 as ``lease.address`` / ``host`` / ``port`` / ``pool``. On ``release-on: milestone:X`` the lease
 is released when the user reaches X and, if the user has iterations left, asked for again at
-once (so each iteration may land on another healthy member). Leases still held at the end are
-revoked when the run closes. A failing member's holders are rolled back by the manager through
+once (so each iteration may land on another healthy member). Leases still held are
+released when the user ends (seen through the event bus's field events), or revoked when the
+run closes. A failing member's holders are rolled back by the manager through
 the ``ProgressBinding`` (the runner), counted here per scenario.
 
-Not yet (issue 7): a user whose request is queued (every member full or critical) still runs
-its steps; a step reading ``lease.*`` then fails with a ``request`` error instead of waiting.
+A user whose request is queued (every member full or critical) still starts; its first http
+step reading ``lease.*`` waits for the grant (``steps/leases.py``) within the step's timeout.
+Not yet (issue 7): exec and external steps reading ``lease.*`` fail instead of waiting, and the
+waiting user shows as ``active`` rather than ``waiting-for-resource``.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from progressd.dsl import Plan
+from progressd.events import Batch, EventBus
 from progressd.resources import LeaseRequest, PollerScheduler, ResourceManager
 from progressd.runner import Runner
 from progressd.workbook import FINAL_STATUSES, Field, Status
 
 __all__ = ["RunLeases"]
+
+_STATUS_BIT = Field.STATUS.mask
+_ENDED = frozenset(int(s) for s in FINAL_STATUSES)
 
 
 class RunLeases:
@@ -42,6 +49,8 @@ class RunLeases:
             for sc in plan.scenarios
         ]
         self.rollbacks = [0] * len(plan.scenarios)
+        self.on_granted: Callable[[int], object] | None = None
+        """Called with a row that was just granted a lease (parked steps start then)."""
         self._context: dict[str, Mapping[str, Any]] = {}
         self.manager = ResourceManager(runner.poller.clock, PollerScheduler(runner.poller), self)
         for pool in plan.pools:
@@ -77,6 +86,18 @@ class RunLeases:
             }
         return context
 
+    def watch_finishes(self, bus: EventBus) -> None:
+        """Release a user's lease when it ends (``release-on: end``, and any lease still held
+        by a user that stopped): the bus's field events say which rows changed status."""
+        bus.subscribe(["field"], self._on_batch)
+
+    def _on_batch(self, batch: Batch) -> None:
+        workbook = self._runner.workbook
+        on_finished = self.manager.on_finished
+        for event in batch.events:
+            if event.fields & _STATUS_BIT and workbook.get(event.row, Field.STATUS) in _ENDED:
+                on_finished(event.row)
+
     async def close(self) -> None:
         """Stop health checks and revoke every lease still held."""
         await self.manager.close(release=True)
@@ -85,6 +106,8 @@ class RunLeases:
 
     def lease_changed(self, row: int, lease_id: int | None) -> None:
         self._runner.lease_changed(row, lease_id)
+        if lease_id is not None and self.on_granted is not None:
+            self.on_granted(row)
 
     def rollback_users(self, rows: Sequence[int], reason: str) -> None:
         # a user that has not started yet has no progress to lose: rolling it back would

@@ -21,6 +21,7 @@ from progressd.steps.exec import (
 )
 from progressd.steps.external import ExternalStepExecutor
 from progressd.steps.http import DEFAULT_TIMEOUT_S, HttpStepExecutor, extract_path
+from progressd.steps.leases import LeaseWaits
 from progressd.steps.metrics import ERROR_CLASSES, ScenarioMetrics, StepMetrics
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ExecStepExecutor",
     "ExternalStepExecutor",
     "HttpStepExecutor",
+    "LeaseWaits",
     "ScenarioMetrics",
     "StepMetrics",
     "extract_path",

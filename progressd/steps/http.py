@@ -21,16 +21,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgspec
 
-from progressd.dsl import CompiledTemplate, Context, HttpSpec, RenderError, StepPlan, render_json
+from progressd.dsl import (
+    CompiledTemplate,
+    Context,
+    HttpSpec,
+    RenderError,
+    StepPlan,
+    compile_template,
+    render_json,
+)
 from progressd.dsl.templates import has_placeholders
 from progressd.errors import StateError
 from progressd.http import EncodedRequest, HttpClient, HttpResult, Origin, PoolClosedError
 from progressd.http.request import encode_request, parse_url
 from progressd.runner import StepCall, StepOutcome
+from progressd.steps.leases import LeaseWaits
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 
 __all__ = ["DEFAULT_TIMEOUT_S", "HttpStepExecutor", "extract_path"]
@@ -94,6 +104,12 @@ class _PreparedHttp:
     max_latency: float | None
     extract: tuple[Extractor, ...]
     metrics: StepMetrics
+    reads_lease: bool = False
+
+
+def _no_lease(prep: _PreparedHttp, call: StepCall) -> None:
+    prep.metrics.end("no-lease")
+    call.fail(f"{prep.name}: no lease was granted within {prep.timeout:g}s")
 
 
 class HttpStepExecutor:
@@ -101,14 +117,29 @@ class HttpStepExecutor:
 
     ``register(step, metrics)`` ties a step to its scenario's metrics and prepares it (the run
     does this for every http step before starting); a step never registered is prepared on
-    first use with metrics of its own (``unregistered``).
+    first use with metrics of its own (``unregistered``). With ``lease_waits``, a step reading
+    ``lease.*`` for a user without a lease waits for one (``leases.py``) instead of failing.
     """
 
-    __slots__ = ("_client", "_default_timeout", "_origins", "_prepared", "unregistered")
+    __slots__ = (
+        "_client",
+        "_default_timeout",
+        "_lease_waits",
+        "_origins",
+        "_prepared",
+        "unregistered",
+    )
 
-    def __init__(self, client: HttpClient, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        client: HttpClient,
+        *,
+        default_timeout_s: float = DEFAULT_TIMEOUT_S,
+        lease_waits: LeaseWaits | None = None,
+    ) -> None:
         self._client = client
         self._default_timeout = default_timeout_s
+        self._lease_waits = lease_waits
         self._prepared: dict[int, tuple[StepPlan, _PreparedHttp]] = {}
         self._origins: dict[str, tuple[Origin, str]] = {}
         """``scheme://host:port`` -> its origin and Host header (a rendered URL's origin
@@ -135,6 +166,10 @@ class HttpStepExecutor:
             self.register(call.step, self.unregistered)
             entry = self._prepared[id(call.step)]
         prep = entry[1]
+        waits = self._lease_waits
+        if prep.reads_lease and waits is not None and "lease" not in call.context:
+            waits.park(call, prep.timeout, self.start, partial(_no_lease, prep))
+            return
         try:
             origin, request = self._encode(prep, call.context)
             pool = self._client.pool_for(origin)
@@ -173,6 +208,9 @@ class HttpStepExecutor:
             extract=tuple((var, *extract_path(source)) for var, source in spec.extract),
             metrics=metrics,
         )
+        prep.reads_lease = any(
+            f.startswith("lease") for t in (url, *(t for _, t in headers)) for f in t.fields
+        ) or any(f.startswith("lease") for f in _json_fields(spec))
         static = (
             origin is not None
             and not json_templated
@@ -318,6 +356,23 @@ def _follow(document: Any, path: tuple[str | int, ...]) -> Any:
             return _MISSING
         value = value[part]
     return value
+
+
+def _json_fields(spec: HttpSpec) -> set[str]:
+    """The fields the step's JSON or raw body templates read."""
+    fields: set[str] = set()
+    if spec.body is not None:
+        fields.update(spec.body.fields)
+    stack: list[Any] = [spec.json]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str) and has_placeholders(value):
+            fields.update(compile_template(value).fields)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+    return fields
 
 
 def _json_has_templates(value: Any) -> bool:

@@ -9,7 +9,8 @@ Error classes (``errors_by_class`` keys): the HTTP client's failure reasons
 ``closed-early``, ``malformed-response``, ``cancelled``), then ``status`` (a status outside
 ``expect.status``, or >= 400 without one), ``expectation`` (slower than ``expect.latency``),
 ``extract`` (a value to extract was missing), ``request`` (the request could not be built: a
-template read a missing field, a bad URL), ``exec-exit-code``, ``exec-timeout``, ``exec-start``,
+template read a missing field, a bad URL), ``no-lease`` (no lease came within the step's
+timeout), ``exec-exit-code``, ``exec-timeout``, ``exec-start``,
 ``external-timeout``.
 """
 
@@ -34,6 +35,7 @@ ERROR_CLASSES = (
     "expectation",
     "extract",
     "request",
+    "no-lease",
     "exec-exit-code",
     "exec-timeout",
     "exec-start",
