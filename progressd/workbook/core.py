@@ -50,6 +50,8 @@ _HOT_COUNT = len(HOT_TYPECODES)
 _SETTABLE_MASK = sum(f.mask for f in SETTABLE_FIELDS)
 _ADDABLE_MASK = sum(f.mask for f in ADDABLE_FIELDS)
 _STATUS = int(Field.STATUS)
+_DONE = int(Field.DONE)
+_ERRORS = int(Field.ERRORS)
 _TOTALLED_MASK = Field.DONE.mask | Field.STATUS.mask | Field.ERRORS.mask | Field.MILESTONE.mask
 
 
@@ -222,8 +224,26 @@ class Workbook:
             return
         if field == _STATUS:
             check_value(field, value)
-        if self._write_hot(row, field, value):
-            self._commit(row, 1 << field)
+        # The hot path (every step of every user): _write_hot and _commit inlined.
+        column = self._cols[field]
+        old = column[row]
+        if old == value:
+            return
+        try:
+            column[row] = value
+        except (OverflowError, TypeError) as exc:
+            raise _unfit(field, row, value, exc) from None
+        if _TOTALLED_MASK >> field & 1:
+            self._agg.on_change(field, old, column[row])
+        version = self._version
+        version[row] = (version[row] + 1) & 0xFFFFFFFF
+        self._commits += 1
+        dirty = self._dirty
+        mask = dirty[row]
+        if not mask:
+            self._note_pending()
+            self._dirty_rows.append(row)
+        dirty[row] = mask | 1 << field
 
     def add(self, row: int, field: Field, delta: int | float) -> None:
         """Add ``delta`` to a counter or pointer (staged adds to one field are summed)."""
@@ -233,8 +253,28 @@ class Workbook:
             raise StateError(f"{field_name(field)} is not a counter; use set()")
         if self._staging is not None:
             self._staging.stage_add(row, field, delta)
-        elif delta and self._write_hot(row, field, self._cols[field][row] + delta):
-            self._commit(row, 1 << field)
+            return
+        if not delta:
+            return
+        column = self._cols[field]
+        old = column[row]
+        try:
+            column[row] = old + delta
+        except (OverflowError, TypeError) as exc:
+            raise _unfit(field, row, old + delta, exc) from None
+        if field == _DONE:
+            self._agg.done_work += column[row] - old
+        elif field == _ERRORS:
+            self._agg.errors += column[row] - old
+        version = self._version
+        version[row] = (version[row] + 1) & 0xFFFFFFFF
+        self._commits += 1
+        dirty = self._dirty
+        mask = dirty[row]
+        if not mask:
+            self._note_pending()
+            self._dirty_rows.append(row)
+        dirty[row] = mask | 1 << field
 
     def set_cold(self, row: int, field: Field, value: object | None) -> None:
         """Set a cold field; ``None`` clears it and frees its entry. Values are not copied:
@@ -408,23 +448,23 @@ class Workbook:
         try:
             column[row] = value
         except (OverflowError, TypeError) as exc:
-            raise StateError(
-                f"{field_name(field)}={value!r} does not fit row {row}: {exc}"
-            ) from None
+            raise _unfit(field, row, value, exc) from None
         if _TOTALLED_MASK >> field & 1:
             self._agg.on_change(field, old, column[row])
         return True
 
     def _commit(self, row: int, mask: int) -> None:
-        self._version[row] = (self._version[row] + 1) & 0xFFFFFFFF
+        version = self._version
+        version[row] = (version[row] + 1) & 0xFFFFFFFF
         self._commits += 1
         if not mask:
             return
-        old = self._dirty[row]
+        dirty = self._dirty
+        old = dirty[row]
         if not old:
             self._note_pending()
             self._dirty_rows.append(row)
-        self._dirty[row] = old | mask
+        dirty[row] = old | mask
 
     def _note_pending(self) -> None:
         if self.on_change is not None and not self._dirty_rows and not self._journal:
@@ -490,6 +530,10 @@ class Workbook:
 
 _JOURNAL_ENTRY_BYTES = sys.getsizeof(JournalEntry(kind="rollback", row=0, milestone=0, version=0))
 _STAGED_OP_BYTES = sys.getsizeof(StagedOp(OpKind.SET, 0, 0, 0)) + 32  # + its index entry
+
+
+def _unfit(field: Field, row: int, value: object, exc: Exception) -> StateError:
+    return StateError(f"{field_name(field)}={value!r} does not fit row {row}: {exc}")
 
 
 def _as_text(value: object | None) -> str | None:
