@@ -48,6 +48,7 @@ from progressd.resources.spec import (
     PoolConfig,
     PoolSpec,
 )
+from progressd.resources.waiters import Waiter, WaitQueue
 
 __all__ = [
     "Cancellable",
@@ -97,6 +98,8 @@ __all__ = [
     "Scheduler",
     "TcpCheck",
     "Transition",
+    "WaitQueue",
+    "Waiter",
     "parse_members",
     "run_check",
 ]

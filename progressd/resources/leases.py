@@ -10,10 +10,9 @@ the earliest deadline in a heap. ``renew`` only moves ``expires_at`` forward; wh
 entry comes due it is pushed back at the lease's real deadline, so renewing costs O(1) and each
 lease has at most one heap entry.
 
-When a pool has no member with room, requests wait in a per-pool heap ordered by scenario
-priority (higher first) and then arrival; a new request never overtakes a waiter. Rows of a
-``per: scenario`` request share one waiter. Waiters are served whenever room appears: a
-release, an expiry, a member returning to service.
+When a pool has no member with room, requests wait in the ``WaitQueue`` (``waiters.py``:
+scenario priority, then arrival); a new request never overtakes a waiter. Waiters are served
+whenever room appears: a release, an expiry, a member returning to service.
 
 Priority inheritance: a holder whose priority is at least ``high_priority`` raises its member's
 ``high_holders``; the table calls ``on_inheritance`` when that count leaves or reaches zero so
@@ -25,7 +24,7 @@ are skipped by ``revoke``/``reassign``. A freed member serves its waiters before
 row is told, so a row that re-asks at once queues behind them.
 
 Invariants: ``by_row[r] is lease`` iff ``r in lease.rows``; a lease is in ``by_id`` iff it has
-rows; a row is never both in ``by_row`` and ``_waiting``; ``member.holders`` equals the leases
+rows; a row is never both in ``by_row`` and the wait queue; ``member.holders`` equals the leases
 in ``_by_member`` for that member.
 """
 
@@ -35,7 +34,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from progressd.clock import Clock
 from progressd.errors import ResourceError
@@ -45,6 +44,7 @@ from progressd.resources.pool import Pool
 from progressd.resources.records import LeasesExpired, LeaseStatistics, ReleaseReason
 from progressd.resources.seams import Cancellable, EventSink, ProgressBinding, Scheduler
 from progressd.resources.spec import LeaseConfig, Per
+from progressd.resources.waiters import WaitQueue
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,13 +79,6 @@ class Lease:
     high: bool
 
 
-@dataclass(slots=True, eq=False)
-class _Waiter:
-    request: LeaseRequest
-    rows: list[int] = field(default_factory=list)
-    cancelled: bool = False
-
-
 class LeaseTable:
     """Grants, renews, expires and releases leases; queues requests when a pool is exhausted.
 
@@ -109,15 +102,11 @@ class LeaseTable:
         self.high_priority, self._expiry_class = high_priority, expiry_class
         self._on_inheritance = on_inheritance
         self._ids = itertools.count(1)
-        self._seq = itertools.count()
         self.by_id: dict[int, Lease] = {}
         self.by_row: dict[int, Lease] = {}
         self._by_member: dict[Member, dict[int, Lease]] = {}
         self._by_scenario: dict[tuple[str, str], Lease] = {}
-        self._queues: dict[str, list[tuple[int, int, _Waiter]]] = {}
-        self._waiting: dict[int, _Waiter] = {}
-        self._scenario_waiters: dict[tuple[str, str], _Waiter] = {}
-        self._waiting_per_pool: dict[str, int] = {}
+        self._queue = WaitQueue()
         self._expiry: list[tuple[float, int]] = []
         self._armed: Cancellable | None = None
         self._armed_at = math.inf
@@ -141,7 +130,7 @@ class LeaseTable:
             if held.request.pool != request.pool:
                 raise ResourceError(f"row {row} already holds a lease on pool {held.request.pool}")
             return held
-        if row in self._waiting:
+        if row in self._queue:
             return None
         pool = self._pool(request.pool)
         if request.per == "scenario":
@@ -151,11 +140,11 @@ class LeaseTable:
                 return shared
         if fresh:
             self.forecast(pool.name).on_request(self._clock.now())
-        if not self._queues.get(pool.name):
+        if not self._queue.busy(pool.name):
             member = pool.select()
             if member is not None:
                 return self._grant(pool, member, request, [row])
-        self._enqueue(pool, request, row)
+        self._queue.add(request, row)
         self.serve(pool)
         return self.by_row.get(row)
 
@@ -167,7 +156,7 @@ class LeaseTable:
 
     def release(self, row: int, reason: ReleaseReason = "released") -> bool:
         """Let go of the row's lease, or withdraw it from the queue; whether it had either."""
-        if self._cancel_wait(row):
+        if self._queue.cancel(row):
             return True
         lease = self.by_row.pop(row, None)
         if lease is None:
@@ -204,11 +193,11 @@ class LeaseTable:
 
     def waiting(self, row: int) -> bool:
         """Whether the row waits for a resource (``waiting-for-resource``)."""
-        return row in self._waiting
+        return row in self._queue
 
     def waiters(self, pool: str) -> int:
         """How many rows wait for a member of ``pool``."""
-        return self._waiting_per_pool.get(pool, 0)
+        return self._queue.count(pool)
 
     def revoke(
         self, leases: Iterable[Lease], reason: ReleaseReason, *, notify: bool = True
@@ -243,7 +232,7 @@ class LeaseTable:
             if self.by_id.get(lease.id) is not lease:
                 continue  # already gone (a binding callback released it)
             pool = self._pools[lease.request.pool]
-            member = None if self._queues.get(pool.name) else pool.select()
+            member = None if self._queue.busy(pool.name) else pool.select()
             if member is not None and member is not lease.member:
                 moved += len(lease.rows)
                 self._free(lease, reason)
@@ -257,28 +246,19 @@ class LeaseTable:
 
     def serve(self, pool: Pool) -> None:
         """Grant queued requests of ``pool`` in priority-then-arrival order while room lasts."""
-        queue = self._queues.get(pool.name)
-        while queue:
-            waiter = queue[0][2]
-            if waiter.cancelled:
-                heapq.heappop(queue)
-                continue
+        while self._queue.first(pool.name) is not None:
             member = pool.select()
             if member is None:
                 return
-            heapq.heappop(queue)
-            self._unqueue(pool.name, waiter)
+            waiter = self._queue.take(pool.name)
             self._grant(pool, member, waiter.request, list(waiter.rows))
 
     def drop_pool(self, pool: Pool) -> list[int]:
         """Revoke every lease and wait on ``pool`` (it is being removed); the rows affected."""
         rows = [row for row, _ in self.revoke(self._leases_of(pool.name), "pool-removed")]
-        for _, _, waiter in self._queues.pop(pool.name, []):
-            if not waiter.cancelled:
-                for row in list(waiter.rows):
-                    self._cancel_wait(row)
-                    self._binding.lease_changed(row, None)
-                    rows.append(row)
+        for row in self._queue.drop(pool.name):
+            self._binding.lease_changed(row, None)
+            rows.append(row)
         return rows
 
     def forecast(self, pool: str) -> DemandForecast:
@@ -297,7 +277,7 @@ class LeaseTable:
     def statistics(self) -> LeaseStatistics:
         return LeaseStatistics(
             active=len(self.by_id),
-            waiters=len(self._waiting),
+            waiters=len(self._queue),
             grants_total=self.grants,
             releases_total=self.releases,
             expiries_total=self.expiries,
@@ -377,40 +357,6 @@ class LeaseTable:
 
     def _leases_of(self, pool: str) -> list[Lease]:
         return [lease for lease in self.by_id.values() if lease.request.pool == pool]
-
-    def _enqueue(self, pool: Pool, request: LeaseRequest, row: int) -> None:
-        key = (pool.name, request.scenario)
-        waiter = self._scenario_waiters.get(key) if request.per == "scenario" else None
-        if waiter is None:
-            waiter = _Waiter(request)
-            entry = (-request.priority, next(self._seq), waiter)
-            heapq.heappush(self._queues.setdefault(pool.name, []), entry)
-            if request.per == "scenario":
-                self._scenario_waiters[key] = waiter
-        waiter.rows.append(row)
-        self._waiting[row] = waiter
-        self._waiting_per_pool[pool.name] = self._waiting_per_pool.get(pool.name, 0) + 1
-
-    def _unqueue(self, pool: str, waiter: _Waiter) -> None:
-        for row in waiter.rows:
-            del self._waiting[row]
-        self._waiting_per_pool[pool] -= len(waiter.rows)
-        key = (pool, waiter.request.scenario)
-        if self._scenario_waiters.get(key) is waiter:
-            del self._scenario_waiters[key]
-
-    def _cancel_wait(self, row: int) -> bool:
-        waiter = self._waiting.pop(row, None)
-        if waiter is None:
-            return False
-        waiter.rows.remove(row)
-        self._waiting_per_pool[waiter.request.pool] -= 1
-        if not waiter.rows:
-            waiter.cancelled = True
-            key = (waiter.request.pool, waiter.request.scenario)
-            if self._scenario_waiters.get(key) is waiter:
-                del self._scenario_waiters[key]
-        return True
 
     def _arm(self) -> None:
         if not self._expiry or self._expiry[0][0] >= self._armed_at:
