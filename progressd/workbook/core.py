@@ -241,8 +241,10 @@ class Workbook:
         dirty = self._dirty
         mask = dirty[row]
         if not mask:
-            self._note_pending()
-            self._dirty_rows.append(row)
+            rows = self._dirty_rows
+            if not rows and not self._journal and self.on_change is not None:
+                self.on_change()
+            rows.append(row)
         dirty[row] = mask | 1 << field
 
     def add(self, row: int, field: Field, delta: int | float) -> None:
@@ -272,8 +274,10 @@ class Workbook:
         dirty = self._dirty
         mask = dirty[row]
         if not mask:
-            self._note_pending()
-            self._dirty_rows.append(row)
+            rows = self._dirty_rows
+            if not rows and not self._journal and self.on_change is not None:
+                self.on_change()
+            rows.append(row)
         dirty[row] = mask | 1 << field
 
     def set_cold(self, row: int, field: Field, value: object | None) -> None:
