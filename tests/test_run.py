@@ -184,7 +184,11 @@ load:
     assert summary.milestones == {"readers/read": 3, "failers/read": 2}
     assert summary.thresholds == {"failers/errors: rate < 0.1": False}
     assert summary.state == "failed"
-    assert [f.finished for f in run.scenario_figures()] == [3, 2]
+    figures = run.scenario_figures()
+    assert [f.finished for f in figures] == [3, 2]
+    assert [f.iterations for f in figures] == [6, 2]
+    assert [f.done for f in figures] == [6, 2]  # one work step per iteration
+    assert readers.progress == 1.0 and failers.progress == 1.0
 
 
 async def test_run_exec_step_runs_the_program_and_judges_its_exit_code() -> None:

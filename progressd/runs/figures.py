@@ -6,9 +6,9 @@ Where each figure comes from, cheapest first:
   them per request, O(1));
 - users by state, done work, milestones, rollbacks, rework: the workbook's incremental totals
   (O(statuses + milestones)) — for a run of one scenario. A run of several scenarios shares one
-  workbook, whose totals are run-wide, so per-scenario users, done work and iterations are
-  counted over the scenario's rows when read (at most once per progress tick and summary, never
-  per request); per-scenario rollbacks come from the lease binding (``leases.py``);
+  workbook, whose totals are run-wide, so per-scenario users, done work and iterations come from
+  a ``ScenarioTally`` fed by the event bus (``tally.py``, O(changed rows) per batch);
+  per-scenario rollbacks from the lease binding (``leases.py``), rework is not split;
 - progress: done work over the scenario's total work (``iterations``), or elapsed time over the
   duration (``duration``: exact); a scenario whose users have all ended is at 1.0;
 - ETA: the scenario's tracker (``progress.py``); the run's ETA is the latest scenario's.
@@ -25,10 +25,11 @@ from progressd.forecast import combine_eta
 from progressd.runner import Runner
 from progressd.runs.progress import RunProgress, ScenarioProgress, ScenarioTracker
 from progressd.runs.source import ScenarioSource, threshold_of
+from progressd.runs.tally import ScenarioTally
 from progressd.steps import ScenarioMetrics
 from progressd.summary import RunState, RunSummary, ScenarioSummary
 from progressd.thresholds import ThresholdMonitor
-from progressd.workbook import Field, Status
+from progressd.workbook import Status
 
 __all__ = ["Figures", "ScenarioFigures", "run_summary"]
 
@@ -65,6 +66,12 @@ class Figures:
             self.first_rows.append(first)
             first += sc.users
         self.rollbacks_by_scenario: list[int] | None = None
+        self.tally = (
+            ScenarioTally(runner.workbook, self.first_rows, [sc.users for sc in scenarios])
+            if len(scenarios) > 1
+            else None
+        )
+        """Per-scenario counts for runs of several scenarios (attach it to the run's bus)."""
         self.trackers = [
             ScenarioTracker(clock, sc.duration_s if sc.iterations is None else None)
             for sc in scenarios
@@ -106,7 +113,7 @@ class Figures:
         """The counts of scenario ``index`` now."""
         if len(self.plan.scenarios) == 1:
             return self._whole_run()
-        return self._scanned(index)
+        return self._tallied(index)
 
     def _whole_run(self) -> ScenarioFigures:
         totals = self.runner.workbook.totals()
@@ -123,17 +130,12 @@ class Figures:
             milestones=dict(zip(names, totals.milestone_reached, strict=True)),
         )
 
-    def _scanned(self, index: int) -> ScenarioFigures:
+    def _tallied(self, index: int) -> ScenarioFigures:
         wb = self.runner.workbook
         sc = self.plan.scenarios[index]
-        first = self.first_rows[index]
-        active = finished = done = iterations = 0
-        for row in range(first, first + sc.users):
-            status = wb.get(row, Field.STATUS)
-            active += status in _ACTIVE
-            finished += status in _ENDED
-            done += int(wb.get(row, Field.DONE))
-            iterations += int(wb.get(row, Field.ITERATION))
+        tally = self.tally
+        assert tally is not None  # made in __init__ for runs of several scenarios
+        counts = tally.statuses[index]
         prefix = f"{sc.name}/"
         reached = wb.totals().milestone_reached
         milestones = {
@@ -144,10 +146,10 @@ class Figures:
         rollbacks = 0 if self.rollbacks_by_scenario is None else self.rollbacks_by_scenario[index]
         return ScenarioFigures(
             users=sc.users,
-            active=active,
-            finished=finished,
-            done=done,
-            iterations=iterations,
+            active=sum(counts[s] for s in _ACTIVE),
+            finished=sum(counts[s] for s in _ENDED),
+            done=tally.done[index],
+            iterations=tally.iterations[index],
             rework=0,
             rollbacks=rollbacks,
             milestones=milestones,

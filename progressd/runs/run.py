@@ -127,6 +127,8 @@ class Run:
         self.poller.add_iteration_hook(self.bus.flush_due, self.bus.next_deadline)
         if self._leases is not None:
             self._leases.watch_finishes(self.bus)
+        if self.figures.tally is not None:
+            self.figures.tally.attach(self.bus)
         self._tick_s = tick_s
         self._graceful_stop = False
         self._tick: ProgressPollable | None = None
@@ -260,6 +262,7 @@ class Run:
         state = await self.runner.wait_finished()
         if self._tick is not None:
             self.poller.cancel(self._tick)
+        self.bus.flush(self.clock.now(), force=True)  # subscribers see the final changes
         self.figures.end(self.poller.clock.now())
         failed = self.figures.failed_thresholds()
         if state == "cancelled" and not self._graceful_stop:
