@@ -53,6 +53,7 @@ _DONE, _STEP, _ITERATION, _STATUS, _LEASE = (
     Field.LEASE,
 )
 _ACTIVE, _THINKING, _WAITING = int(Status.ACTIVE), int(Status.THINKING), int(Status.WAITING)
+_DONE_STATUS = int(Status.DONE)
 _FINAL = frozenset({int(Status.DONE), int(Status.FAILED), int(Status.CANCELLED)})
 _REASONS = frozenset(get_args(RollbackReason))
 
@@ -187,24 +188,40 @@ class Runner:
         self._run(row, self._scenario_of(row))
 
     def _on_think(self, handle: ProgressPollable) -> None:
-        """A think ended. The hot path of a no-op scenario, hence ``_advance`` inlined for the
-        common case (no iteration wrap)."""
+        """A think ended: finish the step, start the next. The hot path of think-only
+        scenarios, so ``_advance`` and ``_user_done`` are inlined here (keep them in step)."""
         row = handle.owner
         local = row - self._first_row
         sc = self._scenarios[self._row_scenario[local]]
+        wb = self.workbook
+        self._steps_run += 1
+        wb.add(row, _DONE, 1)
         p = self._steps[local] + 1
         if p < len(sc.kinds):
-            self._steps_run += 1
-            wb = self.workbook
-            wb.add(row, _DONE, 1)
             self._steps[local] = p
             wb.set(row, _STEP, p)
-        elif not self._advance(row, sc, True):
-            return
-        seconds = sc.fixed_think[self._steps[local]]
-        if (seconds > 0.0 and self._status[local] == _THINKING) or (
-            seconds == 0.0 and self._status[local] == _ACTIVE
-        ):  # the next step is a plain think in the same status: skip _run's general path
+        else:
+            self._iterations += 1
+            iteration = self._iters[local] + 1
+            self._iters[local] = iteration
+            wb.add(row, _ITERATION, 1)
+            if p > 1:
+                self._steps[local] = 0
+                wb.set(row, _STEP, 0)
+            p = 0
+            limit = sc.iterations
+            if (
+                iteration >= limit
+                if limit is not None
+                else sc.duration_s is not None
+                and self.poller._now - self.started_at >= sc.duration_s
+            ):
+                self._finish(row, _DONE_STATUS)
+                return
+        seconds = sc.fixed_think[p]
+        status = self._status[local]
+        if (seconds > 0.0 and status == _THINKING) or (seconds == 0.0 and status == _ACTIVE):
+            # the next step is a plain think in the same status: skip _run's general path
             self._handles[local] = self.poller.subscribe_timer(
                 self.poller._now + seconds, self._on_think_cb, row, self._timer_rank
             )
