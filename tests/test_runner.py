@@ -13,7 +13,7 @@ from progressd.dsl import Plan, load_plan_text
 from progressd.errors import StateError
 from progressd.poller import Poller
 from progressd.runner import Runner, StepCall
-from progressd.workbook import Field, Status
+from progressd.workbook import Field, Status, Workbook
 
 
 def make_plan(
@@ -302,3 +302,24 @@ def test_runner_start_uses_the_clock_not_a_stale_iteration_instant() -> None:
     assert runner.started_at == clock.now()
     drain(poller, clock)
     assert runner.statistics().iterations == 4  # 2 s of 1 s thinks per user, not 0
+
+
+def test_runner_on_a_workbook_with_rows_already_in_use() -> None:
+    plan = make_plan("        - think: 1s\n        - milestone: m\n", users=3)
+    workbook = Workbook(["m"], rows=5)  # rows 0-4 belong to someone else
+    clock = FakeClock(0.0)
+    poller = Poller(clock, plan.progress.poller.priorities)
+    runner = Runner(plan, poller, workbook)
+    runner.start()
+    drain(poller, clock)
+    assert [workbook.status(r) for r in range(8)] == [Status.PENDING] * 5 + [Status.DONE] * 3
+    assert runner.holder_progress(7) == (1.0, "m")
+    runner.rollback_users([6], "manual")  # a finished row is left alone
+    assert workbook.totals().rollbacks == 0
+
+
+def test_runner_refuses_a_workbook_without_the_plan_milestones() -> None:
+    plan = make_plan("        - milestone: m\n        - think: 1s\n")
+    poller = Poller(FakeClock(0.0))
+    with pytest.raises(StateError, match=r"lacks milestones \['m'\]"):
+        Runner(plan, poller, Workbook(["other"]))

@@ -149,7 +149,8 @@ class Runner:
             for i in range(users):
                 row = sc.first_row + i
                 due = now + ramp * i / users if ramp else now
-                self._handles[row] = self.poller.subscribe_timer(due, self._on_start, row, rank)
+                handle = self.poller.subscribe_timer(due, self._on_start, row, rank)
+                self._handles[row - self._first_row] = handle
         if self._active == 0:
             self._end("finished")
 
@@ -353,8 +354,7 @@ class Runner:
         self._steps[local] = int(self.workbook.get(row, _STEP))
         self._iters[local] = int(self.workbook.get(row, _ITERATION))
         self._status[local] = int(self.workbook.get(row, _STATUS))
-        self._set_status(row, _ACTIVE)
-        self._run(row, self._scenario_of(row))
+        self._run(row, self._scenario_of(row))  # writes the status where the user blocks next
 
     def _start_io(self, row: int, sc: PreparedScenario, p: int) -> None:
         step = sc.plan.steps[p]
@@ -379,7 +379,6 @@ class Runner:
         if not isinstance(outcome, StepOutcome):
             outcome = StepOutcome(ok=False, error="the step ended without an outcome")
         self._apply(row, outcome)
-        self._set_status(row, _ACTIVE)
         sc = self._scenario_of(row)
         if self._advance(row, sc, True):
             self._run(row, sc)
