@@ -94,7 +94,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self._transport
         assert transport is not None and self._exchange is None  # the pool hands out idle only
         self.status = self.body_size = self._kept = 0
-        self._chunks = []
+        self._chunks.clear()  # not a new list: one less object for the GC per request
         self._head = b""
         self._headers_done = self._keep_alive = self._complete = self._extra = False
         ex.reused = self.requests > 0

@@ -87,7 +87,7 @@ class HttpPool:
             raise ValueError(f"body_limit must be >= 0 bytes, got {body_limit}")
         self.origin = origin
         self._host = origin.host_header
-        self._encoded: dict[tuple[str, str], EncodedRequest] = {}
+        self._encoded: dict[str, EncodedRequest] = {}  # "METHOD target" -> bytes to send
         self._loop = loop or asyncio.get_running_loop()
         self._scheduler: Scheduler = scheduler or TimerQueue(self._loop)
         self._max = max_connections
@@ -126,7 +126,7 @@ class HttpPool:
             PoolClosedError: when the pool was closed.
         """
         if headers is None and body is None:
-            encoded = self._encoded.get((method, target))
+            encoded = self._encoded.get(method + " " + target)  # a str key: no tuple to collect
             if encoded is None:
                 encoded = self._encode_plain(method, target)
         else:
@@ -249,7 +249,7 @@ class HttpPool:
         encoded = encode_request(method, target, self._host)
         if len(self._encoded) >= 256:
             self._encoded.clear()
-        self._encoded[(method, target)] = encoded
+        self._encoded[method + " " + target] = encoded
         return encoded
 
     def _dispatch(self, ex: Exchange) -> None:

@@ -30,6 +30,10 @@ class Scheduler(Protocol):
     def call_at(self, when: float, callback: Callable[[], object], /) -> TimerHandle: ...
 
 
+def _nothing() -> None:
+    pass
+
+
 class QueuedTimer:
     """A timer in a ``TimerQueue``; ``cancel()`` is a flag, the queue drops it lazily."""
 
@@ -44,6 +48,7 @@ class QueuedTimer:
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
+            self.callback = _nothing  # let what the callback holds go now, not at the front
             self.queue.cancelled += 1
 
 
