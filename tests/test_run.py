@@ -328,7 +328,20 @@ async def test_run_lease_released_at_end_goes_to_the_next_queued_user() -> None:
             '        - {name: get, http: {method: GET, url: "http://{{ lease.address }}/", '
             "timeout: 5s}}\n"
         )
-        run, summary = await run_text(_one_member(backend.address, release="end", steps=steps))
+        _, summary = await run_text(_one_member(backend.address, release="end", steps=steps))
     assert summary.state == "succeeded" and summary.errors == 0
     assert backend.counts["/"] == 3
     assert summary.duration_s < 2.0
+
+
+async def test_run_exec_step_reading_the_lease_waits_for_it() -> None:
+    async with running_backends() as (backend,):
+        code = 'import sys; sys.exit(0 if sys.argv[1] == \\"{{ lease.address }}\\" else 3)'
+        steps = (
+            f'        - exec: {{argv: ["{sys.executable}", "-c", "{code}", '
+            '"{{ lease.address }}"], timeout: 10s}\n'
+        )
+        run, summary = await run_text(_one_member(backend.address, release="end", steps=steps))
+    assert summary.errors == 0
+    assert run.figures.metrics["s"].steps == 3
+    assert run.lease_waits is not None and run.lease_waits.granted_count == 2

@@ -99,10 +99,10 @@ class Run:
             loop=loop, max_connections_per_member=max(1, self.plan.total_users)
         )
         self.mailbox = mailbox or ReportMailbox(loop)
-        self.exec = ExecStepExecutor()
-        self.external = ExternalStepExecutor(self.mailbox, loop.time)
         leased = any(sc.lease is not None for sc in self.plan.scenarios) and bool(self.plan.pools)
         self.lease_waits = LeaseWaits(loop) if leased else None
+        self.exec = ExecStepExecutor(lease_waits=self.lease_waits)
+        self.external = ExternalStepExecutor(self.mailbox, loop.time)
         self.http_steps = HttpStepExecutor(self.http, lease_waits=self.lease_waits)
         self._leases: RunLeases | None = None
         self.runner = Runner(

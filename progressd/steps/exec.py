@@ -25,6 +25,7 @@ import re
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import msgspec
@@ -33,6 +34,7 @@ from progressd.dsl import Context, RenderError, StepPlan
 from progressd.dsl import ExecSpec as ExecStepSpec
 from progressd.errors import ProgressdError, StateError
 from progressd.runner import StepCall, StepOutcome
+from progressd.steps.leases import LeaseWaits
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 from progressd.units import format_duration
 
@@ -320,12 +322,22 @@ class ExecStepExecutor:
     Spawning is the one await (``loop.subprocess_exec``), so each start holds a short task
     until the child exists; the program's run itself holds none. ``progress: N/M`` lines are
     kept per user in ``progress`` while the step runs (the workbook has no fine-grained
-    progress column yet).
+    progress column yet). With ``lease_waits``, a step whose argv or env reads ``lease.*``
+    waits for its user's lease (at most its timeout, else 30 s) instead of failing.
     """
 
-    __slots__ = ("_prepared", "_spawning", "progress", "unregistered")
+    __slots__ = (
+        "_lease_waits",
+        "_prepared",
+        "_reads_lease",
+        "_spawning",
+        "progress",
+        "unregistered",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, lease_waits: LeaseWaits | None = None) -> None:
+        self._lease_waits = lease_waits
+        self._reads_lease: set[int] = set()
         self._prepared: dict[int, tuple[StepPlan, StepMetrics]] = {}
         self._spawning: set[asyncio.Task[None]] = set()
         self.progress: dict[int, tuple[float, float]] = {}
@@ -341,6 +353,9 @@ class ExecStepExecutor:
         if not isinstance(step.spec, ExecStepSpec):
             raise StateError(f"step {step.name!r} is a {step.kind} step, not an exec step")
         self._prepared[id(step)] = (step, metrics.step(step.name))
+        templates = (*step.spec.argv, *(t for _, t in step.spec.env))
+        if any(f.startswith("lease") for t in templates for f in t.fields):
+            self._reads_lease.add(id(step))
 
     def start(self, call: StepCall) -> None:
         """Spawn the program of ``call.step``; completes ``call`` when it has ended."""
@@ -350,6 +365,11 @@ class ExecStepExecutor:
             entry = self._prepared[id(call.step)]
         step, metrics = entry
         assert isinstance(step.spec, ExecStepSpec)  # register checked it
+        waits = self._lease_waits
+        if waits is not None and id(step) in self._reads_lease and "lease" not in call.context:
+            timeout = step.spec.timeout_s or 30.0
+            waits.park(call, timeout, self.start, partial(_no_lease, step, metrics, timeout))
+            return
         try:
             spec = _render_exec(step.spec, call.context)
         except (RenderError, ValueError) as exc:
@@ -384,6 +404,11 @@ class ExecStepExecutor:
         """Wait until no spawn is in progress (the run is closing)."""
         while self._spawning:
             await asyncio.gather(*self._spawning, return_exceptions=True)
+
+
+def _no_lease(step: StepPlan, metrics: StepMetrics, timeout: float, call: StepCall) -> None:
+    metrics.end("no-lease")
+    call.fail(f"{step.name}: no lease was granted within {timeout:g}s")
 
 
 def _render_exec(plan: ExecStepSpec, ctx: Context) -> ExecSpec:
