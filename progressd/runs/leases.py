@@ -11,9 +11,9 @@ run closes. A failing member's holders are rolled back by the manager through
 the ``ProgressBinding`` (the runner), counted here per scenario.
 
 A user whose request is queued (every member full or critical) still starts; its first http
-step reading ``lease.*`` waits for the grant (``steps/leases.py``) within the step's timeout.
-Not yet (issue 7): exec and external steps reading ``lease.*`` fail instead of waiting, and the
-waiting user shows as ``active`` rather than ``waiting-for-resource``.
+or exec step reading ``lease.*`` waits for the grant (``steps/leases.py``) within the step's
+timeout. Not yet (issue 7): an external step's key reading ``lease.*`` fails instead of
+waiting, and a waiting user shows as ``active`` rather than ``waiting-for-resource``.
 """
 
 from __future__ import annotations
