@@ -174,17 +174,22 @@ class RunsApi:
 
 
 async def _stream(entry: RunEntry, response: web.StreamResponse, interval: float) -> None:
-    journal, cursor = entry.journal, 0
+    """Journal lines as they come, a progress line at most every ``interval`` s, ``end``."""
+    loop = asyncio.get_running_loop()
+    journal, cursor, next_tick = entry.journal, 0, loop.time()
     while True:
         lines, cursor = journal.since(cursor)
         chunk = b"".join(encode_event(line) for line in lines)
         end = journal.end
-        chunk += encode_event(ProgressEvent(progress=entry.run.progress()))
+        if end is not None or loop.time() >= next_tick:
+            chunk += encode_event(ProgressEvent(progress=entry.run.progress()))
+            next_tick = loop.time() + interval
         if end is not None:
             await response.write(chunk + encode_event(end))
             return
-        await response.write(chunk)
-        await journal.wait_change(interval)
+        if chunk:
+            await response.write(chunk)
+        await journal.wait_change(max(0.0, next_tick - loop.time()))
 
 
 def _interval(raw: str | None) -> float:
