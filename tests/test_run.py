@@ -345,3 +345,31 @@ async def test_run_exec_step_reading_the_lease_waits_for_it() -> None:
     assert summary.errors == 0
     assert run.figures.metrics["s"].steps == 3
     assert run.lease_waits is not None and run.lease_waits.granted_count == 2
+
+
+async def test_run_iteration_duration_is_timed_for_its_threshold() -> None:
+    extra = '      thresholds: {iteration_duration: ["p95 < 40ms", "min > 45ms"]}'
+    run, summary = await run_text(
+        scenario("        - think: 50ms\n", users=2, bounds="iterations: 3", scenario_extra=extra)
+    )
+    histogram = run.figures.metrics["s"].iteration
+    assert histogram.count == 6
+    assert histogram.min >= 0.045 and histogram.max < 0.5
+    assert summary.thresholds == {
+        "iteration_duration: p95 < 40ms": False,
+        "iteration_duration: min > 45ms": True,
+    }
+
+
+async def test_run_iteration_duration_of_http_iterations_includes_the_first() -> None:
+    async with running_backends() as (backend,):
+        steps = (
+            f'        - http: {{method: GET, url: "http://{backend.address}/slow?ms=30"}}\n'
+            "        - think: 30ms\n"
+        )
+        extra = '      thresholds: {iteration_duration: "min > 55ms"}'
+        run, summary = await run_text(
+            scenario(steps, users=2, bounds="iterations: 2", scenario_extra=extra)
+        )
+    assert run.figures.metrics["s"].iteration.count == 4
+    assert summary.thresholds == {"iteration_duration: min > 55ms": True}

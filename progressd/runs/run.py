@@ -45,6 +45,7 @@ from progressd.reports import DeliveryCount, Report, ReportMailbox
 from progressd.resources import ResourceManager
 from progressd.runner import Runner, StepExecutor
 from progressd.runs.figures import Figures, ScenarioFigures, run_summary
+from progressd.runs.iterations import IterationTimer
 from progressd.runs.leases import RunLeases
 from progressd.runs.plans import with_users
 from progressd.runs.progress import RunProgress
@@ -129,6 +130,15 @@ class Run:
             self._leases.watch_finishes(self.bus)
         if self.figures.tally is not None:
             self.figures.tally.attach(self.bus)
+        self._iterations: IterationTimer | None = None
+        scenarios = self.plan.scenarios
+        if any(t.metric == "iteration_duration" for sc in scenarios for t in sc.thresholds):
+            self._iterations = IterationTimer(
+                self.figures.first_rows,
+                [sc.users for sc in scenarios],
+                [self.figures.metrics[sc.name].iteration for sc in scenarios],
+            )
+            self._iterations.attach(self.bus)
         self._tick_s = tick_s
         self._graceful_stop = False
         self._tick: ProgressPollable | None = None
@@ -166,7 +176,9 @@ class Run:
         if self._leases is not None:
             self._leases.start()
         self.runner.start()
-        self.figures.begin(self.poller.now)
+        self.figures.begin(self.runner.started_at)
+        if self._iterations is not None:
+            self._iterations.begin(self.runner.started_at, [s.ramp_s for s in self.plan.scenarios])
         self._schedule_tick()
         self._spawn(self._drive())
         self._spawn(self._close_when_finished())

@@ -57,6 +57,8 @@ class ScenarioMetrics:
 
     name: str
     exec: LatencyHistogram = field(default_factory=LatencyHistogram)
+    iteration: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Iteration durations (fed by the run from the event bus, not by executors)."""
     step_latency: dict[str, LatencyHistogram] = field(default_factory=dict)
     """Step name -> its own latency histogram (``http_req_duration{step:login}``)."""
     http_steps: set[str] = field(default_factory=set)
