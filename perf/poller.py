@@ -252,10 +252,10 @@ async def legacy_tasks_noop(users: int, seconds: float) -> Rates:
     return rate
 
 
-async def wake_latency(users: int, window: float) -> dict[str, float]:
+async def wake_latency(users: int, window: float, gc_policy: str = "default") -> dict[str, float]:
     """100,000 timer waiters on the poller, first due spread over 10 s, each re-arming 9-11 s
     after it wakes: ~10,000 wakes/s, like 100,000 users with ~10 s think times."""
-    poller = Poller(MonotonicClock())
+    poller = Poller(MonotonicClock(), gc_policy="idle" if gc_policy == "idle" else "default")
     rank = poller.default_rank
     uniform = random.Random(1).uniform
 
@@ -265,10 +265,12 @@ async def wake_latency(users: int, window: float) -> dict[str, float]:
     now = poller.clock.now()
     for row in range(users):
         poller.subscribe_timer(now + uniform(0.0, 10.0), wake, row, rank)
-    return await _latency_window(poller, window, "")
+    return await _latency_window(poller, window, "", "_gc_idle" if gc_policy == "idle" else "")
 
 
-async def runner_wake_latency(users: int, window: float) -> dict[str, float]:
+async def runner_wake_latency(
+    users: int, window: float, gc_policy: str = "default"
+) -> dict[str, float]:
     """The same through the Runner: 100,000 users ramped over 10 s, thinking 9-11 s; every wake
     also writes the workbook."""
     plan = load_plan_text(
@@ -277,16 +279,18 @@ async def runner_wake_latency(users: int, window: float) -> dict[str, float]:
         file="perf.yaml",
     )
     poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
-                    budget=plan.progress.poller.budget)  # fmt: skip
+                    budget=plan.progress.poller.budget,
+                    gc_policy="idle" if gc_policy == "idle" else "default")  # fmt: skip
     runner = Runner(plan, poller, seed=1)
     runner.start()
-    result = await _latency_window(poller, window, "runner_")
+    suffix = "_gc_idle" if gc_policy == "idle" else ""
+    result = await _latency_window(poller, window, "runner_", suffix)
     runner.cancel()
     return result
 
 
 async def _latency_window(
-    poller: Poller, window: float, prefix: str, settle: float = 2.2
+    poller: Poller, window: float, prefix: str, suffix: str = "", settle: float = 2.2
 ) -> dict[str, float]:
     main = asyncio.ensure_future(poller.run())
     await asyncio.sleep(settle)
@@ -295,13 +299,15 @@ async def _latency_window(
     stats = poller.statistics()
     poller.stop()
     await main
-    return {
-        f"{prefix}wake_latency_p50_ms": stats.wake_latency_p50_seconds * 1000,
-        f"{prefix}wake_latency_p99_ms": stats.wake_latency_p99_seconds * 1000,
-        f"{prefix}wake_latency_max_ms": stats.wake_latency_max_seconds * 1000,
-        f"{prefix}wake_latency_wakes_per_s": stats.handles_run / window,
-        f"{prefix}wake_iteration_ms_mean": stats.iteration_seconds_mean * 1000,
+    figures = {
+        "wake_latency_p50_ms": stats.wake_latency_p50_seconds * 1000,
+        "wake_latency_p99_ms": stats.wake_latency_p99_seconds * 1000,
+        "wake_latency_max_ms": stats.wake_latency_max_seconds * 1000,
+        "wake_latency_wakes_per_s": stats.handles_run / window,
+        "wake_iteration_ms_mean": stats.iteration_seconds_mean * 1000,
+        "gc_pause_max_ms": stats.gc_pause_max_seconds * 1000,
     }
+    return {f"{prefix}{key}{suffix}": value for key, value in figures.items()}
 
 
 LOCUST_SCRIPT = """
@@ -416,8 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"python": sys.version.split()[0], "uvloop": uvloop.__version__}
     result.update(measure(args.rounds, args.seconds))
     for bench in (wake_latency, runner_wake_latency):
-        latency = uvloop.run(bench(100_000, args.window))
-        result.update({k: round(v, 3) for k, v in latency.items()})
+        for policy in ("default", "idle"):
+            latency = uvloop.run(bench(100_000, args.window, policy))
+            result.update({k: round(v, 3) for k, v in latency.items()})
     result.update(locust_figures(locust_python(args.locust_python), args.rounds, args.seconds))
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
     result["loadavg_1m"] = os.getloadavg()[0]

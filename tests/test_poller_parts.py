@@ -1,12 +1,18 @@
-"""The poller's pure parts: the budget split (starvation floor) and the wake-latency histogram."""
+"""The poller's pure parts: the budget split (starvation floor), the wake-latency histogram and
+the idle-time garbage collection policy."""
 
 from __future__ import annotations
+
+import asyncio
+import gc
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from progressd.poller import PriorityClasses, WakeLatencyHistogram, split_budget
+from progressd.clock import FakeClock
+from progressd.poller import Poller, PriorityClasses, WakeLatencyHistogram, split_budget
+from progressd.poller.gcpolicy import IdleCollector
 
 
 def test_split_budget_under_budget_gives_everyone_everything() -> None:
@@ -64,3 +70,41 @@ def test_histogram_counts_runs_and_is_bounded() -> None:
     assert sum(n for _, n in histogram.buckets()) == 100
     histogram.reset()
     assert histogram.percentile(0.5) == 0.0
+
+
+def test_idle_collector_collects_only_when_idle_and_restores_the_collector() -> None:
+    now = [0.0]
+    collector = IdleCollector(min_idle=0.002, full_interval=60.0, clock=lambda: now[0])
+    was_enabled = gc.isenabled()
+    collector.start()
+    try:
+        assert not gc.isenabled()
+        junk = [[i] for i in range(gc.get_threshold()[0] * 2)]  # push generation 0 past it
+        collector.on_idle(0.001)  # too short a nap to spend on collecting
+        assert collector.young_collections == 0
+        collector.on_idle(0.010)
+        assert collector.young_collections == 1 and collector.full_collections == 0
+        now[0] = 61.0
+        collector.on_idle(0.010)
+        assert collector.full_collections == 1
+        now[0] = 61.0 + 121.0
+        collector.on_busy()  # two intervals overdue: collected even while busy
+        assert collector.full_collections == 2
+        del junk
+    finally:
+        collector.stop()
+    assert gc.isenabled() == was_enabled
+
+
+async def test_poller_run_with_idle_gc_policy_restores_the_collector() -> None:
+    poller = Poller(FakeClock(0.0), gc_policy="idle")
+    was_enabled = gc.isenabled()
+    seen: list[bool] = []
+    poller.add_iteration_hook(lambda now: seen.append(gc.isenabled()))
+    task = asyncio.ensure_future(poller.run())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    poller.stop()
+    await task
+    assert seen and not any(seen)  # off while the poller runs
+    assert gc.isenabled() == was_enabled

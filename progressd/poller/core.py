@@ -34,9 +34,10 @@ import time
 from collections.abc import Callable, Mapping
 from heapq import heapify, heappop, heappush
 from operator import attrgetter
-from typing import Any
+from typing import Any, Literal
 
 from progressd.clock import Clock
+from progressd.poller.gcpolicy import IdleCollector
 from progressd.poller.mainloop import MainLoop
 from progressd.poller.poll import wake_cancelled
 from progressd.poller.pollable import (
@@ -93,7 +94,8 @@ class Poller(MainLoop):
     ``priorities`` is ``progress.poller.priorities`` (lower runs first). ``budget`` bounds the
     handles run per iteration (so I/O is served between iterations); ``floor`` is the share of
     it each non-empty class is guaranteed (default ``budget // (8 * classes)``, at least 1);
-    ``sentinel`` caps an idle wait, so the wait set is never empty.
+    ``sentinel`` caps an idle wait, so the wait set is never empty. ``gc_policy="idle"`` moves
+    cyclic garbage collection to idle moments while ``run()`` runs (see gcpolicy.py).
 
     Raises:
         ConfigError: for an invalid priority mapping, budget, floor or sentinel.
@@ -108,6 +110,7 @@ class Poller(MainLoop):
         floor: int | None = None,
         sentinel: float = 1.0,
         on_error: ErrorHandler = _log_error,
+        gc_policy: Literal["default", "idle"] = "default",
     ) -> None:
         self.clock = clock
         self.classes = PriorityClasses(priorities)
@@ -132,6 +135,7 @@ class Poller(MainLoop):
         self._armed = _INF
         self._stopping = False
         self._running = False
+        self._collector = IdleCollector() if gc_policy == "idle" else None
         self._init_counters()
 
     def _init_counters(self) -> None:
@@ -430,6 +434,7 @@ class Poller(MainLoop):
         """A frozen snapshot of the counters (cheap; telemetry calls it at scrape time)."""
         iterations = self._iterations
         histogram = self._latency
+        collector = self._collector
         return PollerStatistics(
             iterations=iterations,
             handles_run=self._handles_run,
@@ -448,6 +453,9 @@ class Poller(MainLoop):
             handles_cancelled=self._cancelled,
             callback_errors=self._errors,
             sentinel_wakeups=self._sentinel_wakeups,
+            gc_young_collections=collector.young_collections if collector else 0,
+            gc_full_collections=collector.full_collections if collector else 0,
+            gc_pause_max_seconds=collector.pause_max if collector else 0.0,
         )
 
     def _queue_depths(self) -> dict[str, int]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from progressd.clock import Clock
 from progressd.errors import StateError
+from progressd.poller.gcpolicy import IdleCollector
 
 if TYPE_CHECKING:
     from progressd.poller.core import IterationHook
@@ -41,6 +42,7 @@ class MainLoop:
     _stopping: bool
     _running: bool
     _sentinel_wakeups: int
+    _collector: IdleCollector | None
     run_ready: Callable[..., int]
     has_ready: Callable[[], bool]
     next_deadline: Callable[[], float | None]
@@ -56,6 +58,9 @@ class MainLoop:
         loop = asyncio.get_running_loop()
         self._running = True
         self._stopping = False
+        collector = self._collector
+        if collector is not None:
+            collector.start()
         try:
             while not self._stopping:
                 self.run_ready()
@@ -65,16 +70,23 @@ class MainLoop:
             self._running = False
             self._idle = False
             self._wake = None
+            if collector is not None:
+                collector.stop()
 
     async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
         future: asyncio.Future[str] = loop.create_future()  # fresh every iteration
         self._wake = future
         timer: asyncio.TimerHandle | None = None
+        collector = self._collector
         if self.has_ready():
+            if collector is not None:
+                collector.on_busy()
             loop.call_soon(_resolve, future, "busy")
         else:
+            deadline, is_sentinel = self._wait_deadline(self.clock.now())
+            if collector is not None:
+                collector.on_idle(deadline - self.clock.now())
             now = self.clock.now()
-            deadline, is_sentinel = self._wait_deadline(now)
             reason = "sentinel" if is_sentinel else "deadline"
             timer = loop.call_later(max(deadline - now, 0.0), _resolve, future, reason)
             self._armed = deadline

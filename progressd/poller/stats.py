@@ -117,3 +117,8 @@ class PollerStatistics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     callback_errors: int
     sentinel_wakeups: int
     """Wakeups with nothing to do (the sentinel deadline that keeps the wait set non-empty)."""
+    gc_young_collections: int = 0
+    """With ``gc_policy="idle"``: collections of generations 0-1 run by the poller."""
+    gc_full_collections: int = 0
+    gc_pause_max_seconds: float = 0.0
+    """The longest of those collections (since the poller was created)."""
