@@ -16,7 +16,10 @@ child process checkpoints the WAL, as the daemon does once a minute
 
 - ``store_stall_p99_ms``: p99 of the time each flush held the loop (perf_counter around it;
   ``store_stall_cpu_p99_ms`` the same in thread CPU time, which leaves out time the OS gave
-  to other processes: compare the two when ``load_average_1m`` exceeds ``cpus``);
+  to other processes: compare the two when ``load_average_1m`` exceeds ``cpus``;
+  ``flushes_preempted`` counts flushes during which the OS switched to another process
+  (involuntary context switches, getrusage) and ``store_stall_unpreempted_p99_ms`` is the wall
+  p99 of the others);
   ``loop_lag_p99_ms``: a 1 ms timer probe's lateness over the whole run (appends, flushes,
   the loop's share of the checkpoint child).
 - ``append_batch_stall_p99_ms``: the loop time of appending one bus batch to the buffer;
@@ -40,6 +43,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import sqlite3
 import sys
@@ -160,11 +164,30 @@ def timed(
     return spent
 
 
+def preemptions() -> int:
+    """Involuntary context switches of this thread so far (the OS gave the CPU to another)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+
+
+def timed_flush(
+    store: Store, wall: LatencyHistogram, cpu: LatencyHistogram, unpreempted: LatencyHistogram
+) -> bool:
+    """Flush once; record its wall and CPU time, and its wall time again when the OS did not
+    preempt it. Returns whether it was preempted."""
+    switches = preemptions()
+    spent = timed(store.flush, wall, cpu)
+    preempted = preemptions() != switches
+    if not preempted:
+        unpreempted.record(spent)
+    return preempted
+
+
 async def batched(
     store: Store, args: argparse.Namespace, snapshots: list[bytes]
 ) -> dict[str, float]:
     rng = random.Random(7)
-    stall, stall_cpu = LatencyHistogram(), LatencyHistogram()
+    stall, stall_cpu, unpreempted = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+    preempted = 0
     append_stall, append_cpu = LatencyHistogram(), LatencyHistogram()
     events = 0
     checkpoints: list[asyncio.Task[CheckpointResult]] = []
@@ -186,7 +209,7 @@ async def batched(
                 )
         if window % 10 == 0:
             store.record_snapshot("run-1", snapshots[window // 10], version=window)
-        timed(store.flush, stall, stall_cpu)
+        preempted += timed_flush(store, stall, stall_cpu, unpreempted)
         if window % 30 == 29 and all(t.done() for t in checkpoints):
             checkpoints.append(asyncio.create_task(checkpoint_in_subprocess(store.path)))
         await asyncio.sleep(0.002)
@@ -197,6 +220,8 @@ async def batched(
         "store_stall_p99_ms": stall.percentile(99) * 1e3,
         "store_stall_max_ms": stall.max * 1e3,
         "store_stall_cpu_p99_ms": stall_cpu.percentile(99) * 1e3,
+        "flushes_preempted": preempted,
+        "store_stall_unpreempted_p99_ms": unpreempted.percentile(99) * 1e3,
         "commits": commit_seconds.count,
         "commits_per_s": commit_seconds.count / commit_seconds.sum,
         "events": events,
