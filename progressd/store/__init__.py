@@ -8,7 +8,7 @@ store. See ``core`` for the design note and docs/operations.md for backups.
 
 from __future__ import annotations
 
-from progressd.store.core import DB_NAME, Store
+from progressd.store.core import DB_NAME, EventTuple, Store
 from progressd.store.records import (
     EVENT_KINDS,
     EventKind,
@@ -28,6 +28,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "EventKind",
     "EventRecord",
+    "EventTuple",
     "Migration",
     "RunRecord",
     "SampleRecord",
