@@ -8,7 +8,7 @@ from progressd.http.errors import HTTP_ERROR_REASONS, HttpErrorReason, PoolClose
 from progressd.http.pool import HttpPool, PoolStatistics
 from progressd.http.request import EncodedRequest, Origin, encode_request, parse_url
 from progressd.http.result import HttpResult, OnDone
-from progressd.http.scheduler import QueuedTimer, Scheduler, TimerHandle, TimerQueue
+from progressd.http.scheduler import Scheduler, TimerHandle
 
 __all__ = [
     "HTTP_ERROR_REASONS",
@@ -21,10 +21,8 @@ __all__ = [
     "Origin",
     "PoolClosedError",
     "PoolStatistics",
-    "QueuedTimer",
     "Scheduler",
     "TimerHandle",
-    "TimerQueue",
     "encode_request",
     "parse_address",
     "parse_url",

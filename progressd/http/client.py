@@ -12,7 +12,7 @@ import ssl
 
 from progressd.http.pool import HttpPool, PoolStatistics
 from progressd.http.request import Origin
-from progressd.http.scheduler import Scheduler, TimerQueue
+from progressd.http.scheduler import Scheduler
 
 
 class HttpClient:
@@ -33,7 +33,7 @@ class HttpClient:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._loop = loop or asyncio.get_running_loop()
-        self._scheduler: Scheduler = scheduler or TimerQueue(self._loop)
+        self._scheduler = scheduler
         self._max = max_connections_per_member
         self._connect_timeout = connect_timeout
         self._body_limit = body_limit

@@ -1,7 +1,7 @@
 """One request on its way through a pool: waiting, connecting, in flight, done.
 
 Invariants: an exchange is reported to its ``on_done`` exactly once, when its state becomes
-``DONE``; a timer, a connection and a connect attempt that still refer to a ``DONE`` exchange
+``DONE``; the deadlines, a connection and a connect attempt that still refer to a ``DONE`` exchange
 ignore it. Waiting exchanges are removed from the pool's queue lazily (skipped when popped).
 """
 
@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Final
 
 from progressd.http.request import EncodedRequest
 from progressd.http.result import OnDone
-from progressd.http.scheduler import TimerHandle
 
 if TYPE_CHECKING:
     from progressd.http.connection import HttpConnection
@@ -31,7 +30,7 @@ class Exchange:
     on_done: OnDone
     started: float
     state: int = WAITING
-    timer: TimerHandle | None = None
+    deadline: float = 0.0
     connection: HttpConnection | None = None
     reused: bool = False
     retried: bool = False

@@ -7,10 +7,10 @@ request's ``on_done`` callback, from the I/O callback that completed it. Opening
 is the only coroutine: one task per new connection (``loop.create_connection`` does the TCP and
 TLS handshakes), amortised over every request the connection then carries.
 
-Timeouts are timers from the injected ``Scheduler`` (by default a ``TimerQueue`` over the
-loop: one loop timer for all the pool's deadlines, since a loop timer per request cost more
-than the rest of the request): a request timer covers queueing,
-connecting and the exchange; a connect timer cancels a connect attempt. A request that times
+Timeouts use the injected ``Scheduler`` (the loop by default): a request's deadline covers
+queueing, connecting and the exchange, and all of a pool's deadlines share one timer
+(``Deadlines``: a timer per request cost more than the rest of the request); a connect timer
+cancels a connect attempt. A request that times
 out while its connection is still opening leaves the connect running: the new connection then
 serves the next waiter. A request whose reused connection turns out to be closed before any
 response byte arrived (the server dropped an idle keep-alive connection) is retried once on a
@@ -31,6 +31,7 @@ from functools import partial
 import msgspec
 
 from progressd.http.connection import HttpConnection
+from progressd.http.deadlines import Deadlines
 from progressd.http.errors import (
     HttpErrorReason,
     PoolClosedError,
@@ -40,7 +41,7 @@ from progressd.http.errors import (
 from progressd.http.exchange import ACTIVE, CONNECTING, DONE, WAITING, Exchange
 from progressd.http.request import EncodedRequest, Headers, Origin, encode_request
 from progressd.http.result import HttpResult, OnDone
-from progressd.http.scheduler import Scheduler, TimerHandle, TimerQueue
+from progressd.http.scheduler import Scheduler, TimerHandle
 
 _ConnectTask = asyncio.Task[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]
 
@@ -89,7 +90,8 @@ class HttpPool:
         self._host = origin.host_header
         self._encoded: dict[str, EncodedRequest] = {}  # "METHOD target" -> bytes to send
         self._loop = loop or asyncio.get_running_loop()
-        self._scheduler: Scheduler = scheduler or TimerQueue(self._loop)
+        self._scheduler: Scheduler = scheduler or self._loop
+        self._deadlines = Deadlines(self._scheduler, self._expire)
         self._max = max_connections
         self._connect_timeout = connect_timeout
         self._body_limit = body_limit
@@ -148,7 +150,7 @@ class HttpPool:
         now = scheduler.time()
         ex = Exchange(request, on_done, now)
         if timeout is not None:
-            ex.timer = scheduler.call_at(now + timeout, partial(self._expire, ex))
+            self._deadlines.add(ex, timeout)
         self._requests += 1
         idle = self._idle
         if idle:  # the hot path: _start inlined
@@ -177,6 +179,7 @@ class HttpPool:
             if ex.state == WAITING:
                 self._complete(ex, 0, b"", 0, "cancelled")
         self._waiting = 0
+        self._deadlines.close()
         for task in self._connect_tasks:
             task.cancel()
 
@@ -301,7 +304,6 @@ class HttpPool:
         state = ex.state
         if state == DONE:
             return
-        ex.timer = None
         if state == WAITING:
             self._waiting -= 1
         elif state == ACTIVE and ex.connection is not None:
@@ -313,10 +315,7 @@ class HttpPool:
     def _complete(
         self, ex: Exchange, status: int, body: bytes, size: int, error: HttpErrorReason | None
     ) -> None:
-        ex.state = DONE
-        if ex.timer is not None:
-            ex.timer.cancel()
-            ex.timer = None
+        ex.state = DONE  # this also cancels its deadline
         if error is not None:
             self._errors[error] += 1
         latency = self._scheduler.time() - ex.started

@@ -1,0 +1,111 @@
+"""Deadlines: a pool's request timeouts on one timer of a (manual) scheduler: no sleeps."""
+
+from __future__ import annotations
+
+from http_testkit import ManualScheduler
+
+from progressd.http.deadlines import Deadlines
+from progressd.http.exchange import DONE, Exchange
+from progressd.http.request import encode_request
+from progressd.http.result import HttpResult
+
+REQUEST = encode_request("GET", "/", "h")
+
+
+def _ignore(result: HttpResult) -> None:
+    pass
+
+
+def _exchange(started: float) -> Exchange:
+    return Exchange(REQUEST, _ignore, started)
+
+
+def _deadlines(start: float = 0.0) -> tuple[ManualScheduler, Deadlines, list[Exchange]]:
+    clock = ManualScheduler(start=start)
+    expired: list[Exchange] = []
+
+    def expire(ex: Exchange) -> None:
+        ex.state = DONE
+        expired.append(ex)
+
+    return clock, Deadlines(clock, expire), expired
+
+
+def test_deadlines_expire_in_order_on_one_timer() -> None:
+    clock, deadlines, expired = _deadlines()
+    exchanges = [_exchange(started=i * 0.1) for i in range(100)]
+    for ex in exchanges:
+        deadlines.add(ex, 5.0)
+    assert clock.pending() == 1
+    clock.advance(5.0)
+    assert expired == exchanges[:1]
+    clock.advance(4.95)
+    assert expired == exchanges[:50]
+    clock.advance(5.0)
+    assert expired == exchanges
+    assert len(deadlines) == 0 and clock.pending() == 0
+
+
+def test_deadlines_skip_finished_exchanges() -> None:
+    clock, deadlines, expired = _deadlines()
+    exchanges = [_exchange(started=0.0) for _ in range(4)]
+    for ex in exchanges:
+        deadlines.add(ex, 1.0)
+    exchanges[0].state = exchanges[2].state = DONE  # completed before their deadline
+    clock.advance(1.0)
+    assert expired == [exchanges[1], exchanges[3]]
+
+
+def test_deadlines_rearm_for_the_next_live_front() -> None:
+    clock, deadlines, expired = _deadlines()
+    first, later = _exchange(0.0), _exchange(3.0)
+    deadlines.add(first, 2.0)
+    deadlines.add(later, 2.0)
+    first.state = DONE
+    clock.advance(2.0)  # the armed timer finds only a finished exchange, re-arms for 5.0
+    assert expired == [] and clock.pending() == 1
+    clock.advance(3.0)
+    assert expired == [later]
+
+
+def test_deadlines_with_a_shorter_timeout_arm_earlier() -> None:
+    clock, deadlines, expired = _deadlines()
+    slow, fast = _exchange(0.0), _exchange(0.0)
+    deadlines.add(slow, 10.0)
+    deadlines.add(fast, 1.0)
+    clock.advance(1.0)
+    assert expired == [fast]
+    clock.advance(9.0)
+    assert expired == [fast, slow]
+
+
+def test_deadlines_memory_follows_live_exchanges() -> None:
+    _, deadlines, _ = _deadlines()
+    stuck = _exchange(0.0)  # a slow request holds the front of its FIFO
+    deadlines.add(stuck, 10.0)
+    for i in range(10_000):
+        ex = _exchange(i * 1e-4)
+        deadlines.add(ex, 10.0)
+        ex.state = DONE
+    assert len(deadlines) <= 1025  # compacted, not 10,001
+
+
+def test_deadlines_callback_may_add_and_close_disarms() -> None:
+    clock = ManualScheduler(start=0.0)
+    expired: list[Exchange] = []
+
+    def expire_and_retry(ex: Exchange) -> None:
+        ex.state = DONE
+        expired.append(ex)
+        if len(expired) == 1:
+            deadlines.add(_exchange(clock.now), 1.0)
+
+    deadlines = Deadlines(clock, expire_and_retry)
+    deadlines.add(_exchange(0.0), 1.0)
+    clock.advance(1.0)
+    assert len(expired) == 1 and clock.pending() == 1
+    clock.advance(1.0)
+    assert len(expired) == 2
+    deadlines.add(_exchange(clock.now), 1.0)
+    deadlines.close()
+    assert clock.pending() == 0 and len(deadlines) == 0
