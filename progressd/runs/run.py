@@ -72,8 +72,9 @@ class Run:
 
     Raises:
         RuntimeError: when constructed outside a running event loop.
-        StateError: when the plan cannot run (a step the executors cannot prepare, an invalid
-            pool, a ``users`` override below 0).
+        StateError: when the plan cannot run (a step the executors cannot prepare, a
+            ``users`` override below 0).
+        ResourceError: when one of the plan's pools cannot be declared.
     """
 
     def __init__(
@@ -124,21 +125,7 @@ class Run:
             self._leases.on_granted = self.lease_waits.granted
             self.figures.rollbacks_by_scenario = self._leases.rollbacks
         self.bus = EventBus(self.workbook, self.clock, _batching(self.plan))
-        self.bus.on_wake = self.poller.notify
-        self.poller.add_iteration_hook(self.bus.flush_due, self.bus.next_deadline)
-        if self._leases is not None:
-            self._leases.watch_finishes(self.bus)
-        if self.figures.tally is not None:
-            self.figures.tally.attach(self.bus)
-        self._iterations: IterationTimer | None = None
-        scenarios = self.plan.scenarios
-        if any(t.metric == "iteration_duration" for sc in scenarios for t in sc.thresholds):
-            self._iterations = IterationTimer(
-                self.figures.first_rows,
-                [sc.users for sc in scenarios],
-                [self.figures.metrics[sc.name].iteration for sc in scenarios],
-            )
-            self._iterations.attach(self.bus)
+        self._iterations = self._wire_bus()
         self._tick_s = tick_s
         self._graceful_stop = False
         self._tick: ProgressPollable | None = None
@@ -147,6 +134,26 @@ class Run:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed: asyncio.Future[RunSummary] = loop.create_future()
         self._summary: RunSummary | None = None
+
+    def _wire_bus(self) -> IterationTimer | None:
+        """Flush the bus every poller iteration; subscribe what reads its field events."""
+        bus = self.bus
+        bus.on_wake = self.poller.notify
+        self.poller.add_iteration_hook(bus.flush_due, bus.next_deadline)
+        if self._leases is not None:
+            self._leases.watch_finishes(bus)
+        if self.figures.tally is not None:
+            self.figures.tally.attach(bus)
+        scenarios = self.plan.scenarios
+        if not any(t.metric == "iteration_duration" for sc in scenarios for t in sc.thresholds):
+            return None
+        timer = IterationTimer(
+            self.figures.first_rows,
+            [sc.users for sc in scenarios],
+            [self.figures.metrics[sc.name].iteration for sc in scenarios],
+        )
+        timer.attach(bus)
+        return timer
 
     def _executors(self) -> dict[str, StepExecutor]:
         return {"http": self.http_steps, "exec": self.exec, "external": self.external}
