@@ -27,7 +27,7 @@ from progressd.dsl import Plan
 from progressd.errors import ResourceError, StateError
 from progressd.logs import get_logger
 from progressd.resources import LeaseRecord, MemberRecord, PoolRecord, ResourceManager
-from progressd.runs.journal import RunJournal
+from progressd.runs.journal import DEFAULT_MAX_LINES, RunJournal
 from progressd.runs.messages import RunLease
 from progressd.runs.run import Run
 
@@ -63,10 +63,12 @@ class RunManager:
         *,
         keep_finished: int = DEFAULT_KEEP_FINISHED,
         tick_s: float = 0.25,
+        journal_lines: int = DEFAULT_MAX_LINES,
         entries: dict[str, Any] | None = None,
     ) -> None:
-        """``entries``: the dict to hold runs in (the daemon's ``runs``, so its status and
-        metrics count them); a fresh one by default.
+        """``journal_lines`` bounds each run's retained event lines; ``entries`` is the dict
+        to hold runs in (the daemon's ``runs``, so its status and metrics count them), a fresh
+        one by default.
 
         Raises:
             ValueError: ``keep_finished`` is negative.
@@ -75,6 +77,7 @@ class RunManager:
             raise ValueError(f"keep_finished must be >= 0, got {keep_finished}")
         self.keep_finished = keep_finished
         self.tick_s = tick_s
+        self.journal_lines = journal_lines
         self._entries: dict[str, RunEntry] = {} if entries is None else entries
 
     def __len__(self) -> int:
@@ -95,7 +98,7 @@ class RunManager:
         run = Run(plan, users=users, tick_s=self.tick_s)
         while run.id in self._entries:
             run = Run(plan, users=users, tick_s=self.tick_s)
-        entry = RunEntry(run=run, journal=RunJournal(run))
+        entry = RunEntry(run=run, journal=RunJournal(run, max_lines=self.journal_lines))
         self._entries[run.id] = entry
         run.start()
         entry.journal.record_state("running", "submitted")
