@@ -9,7 +9,7 @@ drain short.
 
 Extension point. Later capabilities add themselves before ``run()`` with ``add_routes`` (control
 endpoints), ``add_startup_hook``/``add_shutdown_hook`` (e.g. resume runs, snapshot stable state,
-release leases), ``telemetry.register`` (collectors) and ``runs`` (the run registry).
+release leases), ``add_stopping_hook`` (called before the socket stops: end event streams), ``telemetry.register`` (collectors) and ``runs`` (the run registry).
 ``build_daemon`` calls each extension (``default_extensions()`` unless told otherwise) with
 the daemon before it runs; the OpenAPI test builds the daemon the same way, so every route an
 extension adds must be documented.
@@ -92,6 +92,7 @@ class Daemon:
         ]
         self._startup_hooks: list[tuple[str, Hook]] = []
         self._shutdown_hooks: list[tuple[str, Hook]] = []
+        self._stopping_hooks: list[tuple[str, Callable[[], object]]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._stop_reason: str | None = None
@@ -114,6 +115,11 @@ class Daemon:
     def add_shutdown_hook(self, name: str, hook: Hook) -> None:
         """Run ``hook`` during the drain, in reverse order of registration, within the deadline."""
         self._shutdown_hooks.append((name, hook))
+
+    def add_stopping_hook(self, name: str, hook: Callable[[], object]) -> None:
+        """Call ``hook`` as shutdown begins, before the control socket stops serving, so
+        long-lived answers (event streams) can end before the socket's drain waits for them."""
+        self._stopping_hooks.append((name, hook))
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a background task the daemon keeps alive and cancels at shutdown."""
@@ -193,6 +199,11 @@ class Daemon:
         reason = self._stop_reason or "startup failed"
         self.notifier.stopping(status=f"stopping ({reason})")
         log.info("shutting down", reason=reason, deadline=deadline)
+        for name, hook in self._stopping_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("stopping hook failed", hook=name)
         await self.control.stop()
         drain = self._drain = asyncio.get_running_loop().create_task(self._run_shutdown_hooks())
         await asyncio.wait({drain}, timeout=deadline)

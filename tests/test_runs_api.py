@@ -344,10 +344,19 @@ async def test_runs_api_pools_leases_and_drain(shared: Shared) -> None:
     assert after.pools == []
 
 
-async def test_runs_api_shutdown_cancels_live_runs_and_logs_them(tmp_path: Path) -> None:
+async def test_runs_api_shutdown_cancels_live_runs_and_ends_their_streams(tmp_path: Path) -> None:
     async with daemon_client(tmp_path) as (daemon, client):
         run = await submit(client, WAITING)
-        code = await daemon.stop()
+        await _until_milestone(client, run, "ready", 2)
+        lines = client.stream_lines("GET", f"/v1/runs/{run}/events?interval=0.05")
+        first = decode_event(await anext(lines))  # the stream is open: the daemon must end it
+        stopping = asyncio.ensure_future(daemon.stop())
+        rest = [decode_event(line) async for line in lines]
+        code = await stopping
+    assert isinstance(first, StateEvent)
     assert code == 0
+    end = rest[-1]
+    assert isinstance(end, EndEvent) and end.summary.state == "cancelled"
     log = daemon.log_text()
     assert '"event": "runs cancelled at shutdown"' in log and run in log
+    assert "shutdown hooks did not finish" not in log

@@ -273,4 +273,5 @@ def install(daemon: Daemon) -> None:
         if cancelled:
             log.warning("runs cancelled at shutdown", runs=cancelled)
 
-    daemon.add_shutdown_hook("runs-cancel", cancel_runs)
+    daemon.add_stopping_hook("runs-cancel", manager.cancel_all)
+    daemon.add_shutdown_hook("runs-wait", cancel_runs)

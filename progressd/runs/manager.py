@@ -79,6 +79,7 @@ class RunManager:
         self.tick_s = tick_s
         self.journal_lines = journal_lines
         self._entries: dict[str, RunEntry] = {} if entries is None else entries
+        self._cancelled: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -223,16 +224,25 @@ class RunManager:
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    async def shutdown(self, deadline: float) -> list[str]:
-        """Cancel every live run and wait (at most ``deadline`` s) until they have closed;
-        the ids of the runs cancelled."""
+    def cancel_all(self) -> list[str]:
+        """Ask every live run to stop (the daemon is shutting down); their ids. Their event
+        streams end as each run closes."""
         live = [e for e in self._entries.values() if not e.run.finished]
         for entry in live:
             entry.run.cancel("the daemon is shutting down")
-        waits = [e.closer for e in live if e.closer is not None]
+        self._cancelled.update(entry.run.id for entry in live)
+        return [entry.run.id for entry in live]
+
+    async def shutdown(self, deadline: float) -> list[str]:
+        """Cancel every live run and wait (at most ``deadline`` s) until they have closed;
+        the ids of the runs cancelled here or by an earlier ``cancel_all``."""
+        self.cancel_all()
+        waits = [
+            e.closer for e in self._entries.values() if e.closer is not None and not e.closer.done()
+        ]
         if waits:
             await asyncio.wait(waits, timeout=deadline)
-        return [entry.run.id for entry in live]
+        return sorted(self._cancelled)
 
     # -- internals ---------------------------------------------------------------------------
 
