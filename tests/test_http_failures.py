@@ -124,6 +124,28 @@ async def test_pool_skips_interim_responses() -> None:
     await pool.wait_closed()
 
 
+async def test_pool_reads_close_framing_after_an_interim_response_in_pieces() -> None:
+    pieces = (
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConn",
+        b"ection: close\r\n\r\n",
+    )
+    async with RawServer(_answer(*pieces, b"body ", b"until close")) as server:
+        pool, done = await _one(server)
+    result = done.results[0]
+    assert (result.status, result.body, result.error) == (200, b"body until close", None)
+    await pool.wait_closed()
+
+
+async def test_pool_reports_the_status_of_a_response_cut_short() -> None:
+    head = b"HTTP/1.1 503 Busy\r\nContent-Length: 10\r\n\r\n"
+    async with RawServer(_answer(head, b"12345")) as server:
+        pool, done = await _one(server)
+    result = done.results[0]
+    assert (result.status, result.error, result.body) == (503, "closed-early", b"12345")
+    await pool.wait_closed()
+
+
 async def test_pool_drops_a_connection_that_sends_stray_bytes() -> None:
     async with RawServer(_answer(OK + b"garbage", close=False)) as server:
         pool, done = await _one(server, max_connections=1)

@@ -55,7 +55,8 @@ class HttpConnection(asyncio.Protocol):
         "_exchange",
         "_extra",
         "_head",
-        "_headers_done",
+        "_head_done",
+        "_interims",
         "_keep_alive",
         "_kept",
         "_owner",
@@ -81,7 +82,8 @@ class HttpConnection(asyncio.Protocol):
         self.body_size = 0
         self._chunks: list[bytes] = []
         self._kept = 0
-        self._headers_done = False
+        self._interims = 0
+        self._head_done = False
         self._keep_alive = False
         self._head = b""
         self._complete = False
@@ -93,10 +95,10 @@ class HttpConnection(asyncio.Protocol):
         """Write ``ex``'s request; the connection must be open and carry no other exchange."""
         transport = self._transport
         assert transport is not None and self._exchange is None  # the pool hands out idle only
-        self.status = self.body_size = self._kept = 0
+        self.status = self.body_size = self._kept = self._interims = 0
         self._chunks.clear()  # not a new list: one less object for the GC per request
         self._head = b""
-        self._headers_done = self._keep_alive = self._complete = self._extra = False
+        self._head_done = self._keep_alive = self._complete = self._extra = False
         ex.reused = self.requests > 0
         ex.connection = self
         self.requests += 1
@@ -128,18 +130,19 @@ class HttpConnection(asyncio.Protocol):
         if ex is None:
             self.abort()  # bytes nobody asked for: the connection cannot be trusted any more
             return
-        if not self._headers_done:  # kept (not copied) for the rare close-framed response
-            self._head = self._head + data if self._head else data
+        if not self._head_done:  # kept (not copied): see _framed_by_close
+            head = self._head = self._head + data if self._head else data
+            self._head_done = head.count(b"\r\n\r\n") > self._interims
         try:
             self._parser.feed_data(data)
         except (HttpParserError, HttpParserUpgrade):
-            if self._complete:
-                self._finish(ex, None, reusable=False)
-            else:
-                self._finish(ex, "malformed-response", reusable=False)
+            self._finish(ex, None if self._complete else "malformed-response", reusable=False)
             return
-        if self._complete or (self._headers_done and ex.request.head):
+        if self._complete:
             self._finish(ex, None, reusable=self._keep_alive and not self._extra)
+        elif ex.request.head and self._head.count(b"\r\n\r\n") > self._interims:
+            self._keep_alive = self._parser.should_keep_alive()  # no body follows a HEAD
+            self._finish(ex, None, reusable=self._keep_alive)
 
     def eof_received(self) -> bool | None:
         if self._exchange is None and not self.closed:
@@ -155,27 +158,23 @@ class HttpConnection(asyncio.Protocol):
         self._owner.connection_lost(self)
         if ex is None:
             return
-        if self._headers_done and not self._complete and not _is_framed(self._head):
-            self._owner.exchange_finished(self, ex, None, False)  # framed by the close itself
-        elif not self._head:
+        if not self._head:
             self._owner.exchange_lost(self, ex, exc)
+            return
+        self.status = self._parser.get_status_code() if self._head_done else 0
+        if self._head_done and not self._complete and _framed_by_close(self._head):
+            self._owner.exchange_finished(self, ex, None, False)  # the close ends the body
         else:
             self._owner.exchange_finished(self, ex, classify_lost_connection(exc), False)
 
     # -- httptools callbacks -----------------------------------------------------------------
 
-    def on_headers_complete(self) -> None:
+    def on_message_begin(self) -> None:
         if self._complete:
             self._extra = True  # a second response nobody asked for
-            return
-        parser = self._parser
-        self.status = parser.get_status_code()
-        self._keep_alive = parser.should_keep_alive()  # reset once the message completes
-        self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
         if self._complete:
-            self._extra = True
             return
         size = len(body)
         self.body_size += size
@@ -188,12 +187,13 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self._complete:
-            self._extra = True
             return
-        if 100 <= self.status < 200:  # an interim response: the real one follows
-            self.status = 0
-            self._headers_done = self._keep_alive = False
+        parser = self._parser
+        if 100 <= parser.get_status_code() < 200:  # an interim response: the real one follows
+            self._interims += 1
+            self._head_done = self._head.count(b"\r\n\r\n") > self._interims
         else:
+            self._keep_alive = parser.should_keep_alive()  # reset once the message completes
             self._complete = True
 
     # -- internals ---------------------------------------------------------------------------
@@ -205,6 +205,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _finish(self, ex: Exchange, error: HttpErrorReason | None, *, reusable: bool) -> None:
         self._exchange = None
+        self.status = self._parser.get_status_code() if self._head_done else 0
         if error is not None:
             self.abort()
         elif not reusable:
@@ -214,12 +215,14 @@ class HttpConnection(asyncio.Protocol):
         self._owner.exchange_finished(self, ex, error, reusable)
 
 
-def _is_framed(head: bytes) -> bool:
-    """Whether the final (non-1xx) response head in ``head`` has Content-Length or
-    Transfer-Encoding: only then is a close before the end an early close. Not parsing headers
-    on every response (no ``on_header`` callback) saves a third of the parser's cost."""
-    for part in head.split(b"\r\n\r\n"):
+def _framed_by_close(head: bytes) -> bool:
+    """Whether ``head`` holds a complete final (non-1xx) response head with neither
+    Content-Length nor Transfer-Encoding: such a body ends when the connection closes, any
+    other close before the end is an early close. Looking at raw head bytes only on this rare
+    path, instead of an ``on_header`` callback per header of every response, saves a third of
+    the parser's cost."""
+    for part in head.split(b"\r\n\r\n")[:-1]:  # the parts followed by a blank line
         if part.startswith(b"HTTP/") and part[9:10] != b"1":
             lowered = part.lower()
-            return any(name in lowered for name in _FRAMING)
-    return True
+            return not any(name in lowered for name in _FRAMING)
+    return False
