@@ -1,9 +1,12 @@
 """One HTTP/1.1 client connection: an ``asyncio.Protocol`` fed to the ``httptools`` C parser.
 
 Design note. A connection carries at most one exchange at a time (no pipelining): ``send``
-writes the request bytes, the parser's callbacks collect status and body, and the end of the
-response is reported to the owner (the pool) by a plain method call from ``data_received``. No
-task and no future exist per request. The connection decides only what the bytes say:
+writes the request bytes, the parser's callbacks collect the body and mark the end of the
+message, and the end of the response is reported to the owner (the pool) by a plain method call
+from ``data_received``. No task and no future exist per request, and no callback per header:
+the bytes of the response head are kept (a reference, not a copy) until its blank line, which
+is all a HEAD response and a close-framed response need. The connection decides only what the
+bytes say:
 
 - complete: the parser's ``on_message_complete`` (Content-Length or chunked framing), the end
   of the headers for a HEAD request, or the peer closing a response that has neither framing
