@@ -237,7 +237,9 @@ async def test_runs_api_unknown_run_is_404_and_an_ended_run_is_409(shared: Share
     await events(client, run)
     with pytest.raises(ControlError, match=r"cannot pause run \w+: it has ended") as ended:
         await client.request("POST", f"/v1/runs/{run}/pause", reply=RunStateReply)
-    with pytest.raises(ControlError, match="reports are not taken") as late:
+    with pytest.raises(
+        ControlError, match=r"cannot report to run \w+: it has ended \(succeeded\)"
+    ) as late:
         body = ReportBatch(reports=[Report(key="go")])
         await client.request("POST", f"/v1/runs/{run}/reports", reply=DeliveryCount, body=body)
     assert (unknown.value.status, ended.value.status, late.value.status) == (404, 409, 409)

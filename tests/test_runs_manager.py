@@ -40,7 +40,10 @@ async def finish(manager: RunManager, text: str) -> str:
 async def test_run_manager_keeps_only_the_newest_finished_runs() -> None:
     manager = RunManager(keep_finished=2)
     ids = [await finish(manager, QUICK) for _ in range(4)]
-    assert [entry.run.id for entry in manager] == ids[2:]
+    assert [entry.id for entry in manager] == ids[2:]
+    kept = manager.entry(ids[-1])
+    assert kept.run is None  # the workbook and executors are let go; the figures stay
+    assert kept.summary().state == "succeeded" and kept.progress().progress == 1.0
     with pytest.raises(UnknownRun, match=f"no run '{ids[0]}'"):
         manager.entry(ids[0])
 
@@ -49,8 +52,8 @@ async def test_run_manager_never_forgets_a_live_run() -> None:
     manager = RunManager(keep_finished=0)
     live = manager.submit(load_plan_text(WAITING, file="t.yaml", cache=None))
     done = await finish(manager, QUICK)
-    assert [entry.run.id for entry in manager] == [live.id]
-    assert done not in {entry.run.id for entry in manager}
+    assert [entry.id for entry in manager] == [live.id]
+    assert done not in {entry.id for entry in manager}
     assert await manager.shutdown(5.0) == [live.id]
     assert live.status == "cancelled"
 

@@ -96,13 +96,11 @@ class RunsApi:
         return json_response(SubmitReply(run=run.id), status=201)
 
     async def list_runs(self, request: web.Request) -> web.Response:
-        return json_response(RunList(runs=[entry.run.summary() for entry in self.manager]))
+        return json_response(RunList(runs=[entry.summary() for entry in self.manager]))
 
     async def show(self, request: web.Request) -> web.Response:
         entry = self._entry(request)
-        return web.Response(
-            body=encode_summary(entry.run.summary()), content_type="application/json"
-        )
+        return web.Response(body=encode_summary(entry.summary()), content_type="application/json")
 
     async def pause(self, request: web.Request) -> web.Response:
         with _errors():
@@ -126,10 +124,8 @@ class RunsApi:
             batch = decode_report_batch(await request.read())
         except ValueError as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
-        if entry.run.finished:
-            message = f"run {entry.run.id} has ended ({entry.run.status}); reports are not taken"
-            raise ApiError(409, "conflict", message)
-        return json_response(entry.run.deliver_reports(batch.reports))
+        with _errors():
+            return json_response(self.manager.deliver_reports(entry.id, batch.reports))
 
     async def rollback(self, request: web.Request) -> web.Response:
         body = await _decode(request, RollbackRequest, required=False) or RollbackRequest()
@@ -146,7 +142,7 @@ class RunsApi:
         try:
             await _stream(entry, response, interval)
         except (ConnectionResetError, ConnectionError):
-            log.debug("event stream closed by the reader", run=entry.run.id)
+            log.debug("event stream closed by the reader", run=entry.id)
         return response
 
     # -- resources ----------------------------------------------------------------------------
@@ -182,7 +178,7 @@ async def _stream(entry: RunEntry, response: web.StreamResponse, interval: float
         chunk = b"".join(encode_event(line) for line in lines)
         end = journal.end
         if end is not None or loop.time() >= next_tick:
-            chunk += encode_event(ProgressEvent(progress=entry.run.progress()))
+            chunk += encode_event(ProgressEvent(progress=entry.progress()))
             next_tick = loop.time() + interval
         if end is not None:
             await response.write(chunk + encode_event(end))

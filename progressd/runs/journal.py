@@ -41,7 +41,7 @@ class RunJournal:
     """The retained event lines of one run (see the module note)."""
 
     def __init__(self, run: Run, *, max_lines: int = DEFAULT_MAX_LINES) -> None:
-        self._run = run
+        self._run: Run | None = run
         self._lines: deque[tuple[int, RunEvent]] = deque(maxlen=max_lines)
         self._next = 0
         self._waiters: list[asyncio.Future[None]] = []
@@ -58,15 +58,17 @@ class RunJournal:
         """Append a ``StateEvent`` (no-op once closed)."""
         self._append(StateEvent(state=state, reason=reason, elapsed_s=self._elapsed()))
 
-    def close(self, summary: RunSummary) -> None:
-        """The run ended: record its final state, keep ``summary`` and wake every reader."""
-        if self.closed:
+    def close(self, summary: RunSummary, reason: str | None = None) -> None:
+        """The run ended: record its final state, keep ``summary``, let go of the run and wake
+        every reader."""
+        if self.closed or self._run is None:
             return
-        self.record_state(summary.state, self._run.reason)
+        self.record_state(summary.state, reason)
         self.end = EndEvent(summary=summary)
         if self._subscription is not None:
             self._run.bus.unsubscribe(self._subscription)
             self._subscription = None
+        self._run = None
         self._wake()
 
     def since(self, cursor: int) -> tuple[list[RunEvent], int]:
@@ -89,7 +91,7 @@ class RunJournal:
     # -- internals ----------------------------------------------------------------------------
 
     def _elapsed(self) -> float:
-        return round(self._run.figures.elapsed_s(), 3)
+        return 0.0 if self._run is None else round(self._run.figures.elapsed_s(), 3)
 
     def _append(self, event: RunEvent) -> None:
         if self.closed:
@@ -105,6 +107,8 @@ class RunJournal:
                 waiter.set_result(None)
 
     def _on_batch(self, batch: Batch) -> None:
+        if self._run is None:
+            return
         names = self._run.workbook.milestones
         reached: Counter[str] = Counter()
         rolled: Counter[str] = Counter()

@@ -6,10 +6,13 @@ Several runs share the loop; each has its own poller, runner and (when it leases
 manager, so pools are run-scoped and ``pools()`` / ``leases()`` gather them from the live runs.
 
 Finished runs stay readable (``show``, ``events``) until more than ``keep_finished`` (default
-100) have finished; then the oldest finished one is forgotten. Live runs are never evicted.
+100) have finished; then the oldest finished one is forgotten. Live runs are never evicted. A
+closed run keeps only its summary, last progress record and journal (the ``Run`` with its
+workbook is dropped), so retention costs a few KB per run, whatever its user count.
 
-``shutdown(deadline)`` cancels every live run, waits for them to close within ``deadline``
-seconds, and returns the ids it cancelled (the daemon logs them).
+``cancel_all()`` (the daemon calls it as shutdown begins, so event streams end with the
+cancelled summary before the socket stops) and ``shutdown(deadline)`` (waits for the runs to
+close within ``deadline`` seconds) return the ids cancelled; the daemon logs them.
 
 Persistence and recovery (the store) are not wired here yet: a restarted daemon forgets its runs.
 """
@@ -17,7 +20,7 @@ Persistence and recovery (the store) are not wired here yet: a restarted daemon 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +29,13 @@ import msgspec
 from progressd.dsl import Plan
 from progressd.errors import ResourceError, StateError
 from progressd.logs import get_logger
+from progressd.reports import DeliveryCount, Report
 from progressd.resources import LeaseRecord, MemberRecord, PoolRecord, ResourceManager
 from progressd.runs.journal import DEFAULT_MAX_LINES, RunJournal
 from progressd.runs.messages import RunLease
+from progressd.runs.progress import RunProgress
 from progressd.runs.run import Run
+from progressd.summary import RunSummary
 
 __all__ = ["DEFAULT_KEEP_FINISHED", "RunEnded", "RunEntry", "RunManager", "UnknownRun"]
 
@@ -48,11 +54,42 @@ class RunEnded(StateError):
 
 @dataclass(slots=True, eq=False)
 class RunEntry:
-    """One run the daemon holds and its journal."""
+    """One run the daemon holds and its journal.
 
-    run: Run
+    Once the run has closed, only its final figures are kept: ``run`` is dropped (and with it
+    the workbook, poller and executors), so a retained finished run costs its summary, its last
+    progress record and its journal. Invariants: exactly one of ``run`` and ``final`` is set.
+    """
+
+    id: str
     journal: RunJournal
+    run: Run | None
     closer: asyncio.Task[None] | None = None
+    final: tuple[RunSummary, RunProgress] | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The run has ended (its summary is final), even if not yet closed here."""
+        return self.run is None or self.run.finished
+
+    def summary(self) -> RunSummary:
+        if self.final is not None:
+            return self.final[0]
+        assert self.run is not None
+        return self.run.summary()
+
+    def progress(self) -> RunProgress:
+        if self.final is not None:
+            return self.final[1]
+        assert self.run is not None
+        return self.run.progress()
+
+    def close(self, summary: RunSummary) -> None:
+        """Keep the final figures and drop the run."""
+        assert self.run is not None
+        self.final = (summary, self.run.progress())
+        self.journal.close(summary, self.run.reason)
+        self.run = None
 
 
 class RunManager:
@@ -99,7 +136,8 @@ class RunManager:
         run = Run(plan, users=users, tick_s=self.tick_s)
         while run.id in self._entries:
             run = Run(plan, users=users, tick_s=self.tick_s)
-        entry = RunEntry(run=run, journal=RunJournal(run, max_lines=self.journal_lines))
+        journal = RunJournal(run, max_lines=self.journal_lines)
+        entry = RunEntry(id=run.id, run=run, journal=journal)
         self._entries[run.id] = entry
         run.start()
         entry.journal.record_state("running", "submitted")
@@ -128,11 +166,11 @@ class RunManager:
             UnknownRun: no such run.
             RunEnded: the run has ended.
         """
-        entry = self._live(run_id, "pause")
-        if entry.run.status == "running":
-            entry.run.pause()
+        entry, run = self._live(run_id, "pause")
+        if run.status == "running":
+            run.pause()
             entry.journal.record_state("paused")
-        return entry.run
+        return run
 
     def resume(self, run_id: str) -> Run:
         """Resume a paused run (no-op when running).
@@ -141,11 +179,11 @@ class RunManager:
             UnknownRun: no such run.
             RunEnded: the run has ended.
         """
-        entry = self._live(run_id, "resume")
-        if entry.run.status == "paused":
-            entry.run.resume()
+        entry, run = self._live(run_id, "resume")
+        if run.status == "paused":
+            run.resume()
             entry.journal.record_state("running", "resumed")
-        return entry.run
+        return run
 
     def cancel(self, run_id: str, reason: str = "cancelled through the control API") -> Run:
         """Ask a live run to stop; it ends ``cancelled`` once its users have stopped.
@@ -154,9 +192,9 @@ class RunManager:
             UnknownRun: no such run.
             RunEnded: the run has ended.
         """
-        entry = self._live(run_id, "cancel")
-        entry.run.cancel(reason)
-        return entry.run
+        _, run = self._live(run_id, "cancel")
+        run.cancel(reason)
+        return run
 
     def rollback(self, run_id: str, user: int | None = None) -> int:
         """Roll ``user`` (a row) or every unfinished user back to its last stable point
@@ -167,7 +205,7 @@ class RunManager:
             RunEnded: the run has ended.
             StateError: ``user`` is not one of its users.
         """
-        run = self._live(run_id, "roll back").run
+        _, run = self._live(run_id, "roll back")
         total = run.plan.total_users
         if user is not None and not 0 <= user < total:
             raise StateError(f"run {run_id} has users 0..{total - 1}; there is no user {user}")
@@ -227,11 +265,11 @@ class RunManager:
     def cancel_all(self) -> list[str]:
         """Ask every live run to stop (the daemon is shutting down); their ids. Their event
         streams end as each run closes."""
-        live = [e for e in self._entries.values() if not e.run.finished]
-        for entry in live:
-            entry.run.cancel("the daemon is shutting down")
-        self._cancelled.update(entry.run.id for entry in live)
-        return [entry.run.id for entry in live]
+        live = [e.run for e in self._entries.values() if e.run is not None and not e.run.finished]
+        for run in live:
+            run.cancel("the daemon is shutting down")
+        self._cancelled.update(run.id for run in live)
+        return [run.id for run in live]
 
     async def shutdown(self, deadline: float) -> list[str]:
         """Cancel every live run and wait (at most ``deadline`` s) until they have closed;
@@ -246,27 +284,40 @@ class RunManager:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _live(self, run_id: str, verb: str) -> RunEntry:
+    def deliver_reports(self, run_id: str, reports: Iterable[Report]) -> DeliveryCount:
+        """Hand external progress reports to a live run.
+
+        Raises:
+            UnknownRun: no such run.
+            RunEnded: the run has ended (its steps take no more reports).
+        """
+        _, run = self._live(run_id, "report to")
+        return run.deliver_reports(reports)
+
+    def _live(self, run_id: str, verb: str) -> tuple[RunEntry, Run]:
         entry = self.entry(run_id)
-        if entry.run.finished:
-            raise RunEnded(f"cannot {verb} run {run_id}: it has ended ({entry.run.status})")
-        return entry
+        if entry.run is None or entry.run.finished:
+            state = entry.summary().state
+            raise RunEnded(f"cannot {verb} run {run_id}: it has ended ({state})")
+        return entry, entry.run
 
     def _managers(self) -> list[tuple[str, ResourceManager]]:
         return [
-            (entry.run.id, entry.run.resources)
+            (entry.id, entry.run.resources)
             for entry in self._entries.values()
-            if not entry.run.finished and entry.run.resources is not None
+            if entry.run is not None and not entry.run.finished and entry.run.resources is not None
         ]
 
     async def _close_when_finished(self, entry: RunEntry) -> None:
-        summary = await entry.run.wait()
-        entry.journal.close(summary)
-        log.info("run ended", run=entry.run.id, state=summary.state, reason=entry.run.reason)
+        assert entry.run is not None
+        run = entry.run
+        summary = await run.wait()
+        entry.close(summary)
+        log.info("run ended", run=entry.id, state=summary.state, reason=run.reason)
         self._forget_old()
 
     def _forget_old(self) -> None:
-        finished = [rid for rid, e in self._entries.items() if e.run.finished]
+        finished = [run_id for run_id, e in self._entries.items() if e.final is not None]
         for run_id in finished[: max(0, len(finished) - self.keep_finished)]:
             del self._entries[run_id]
 
