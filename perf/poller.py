@@ -24,12 +24,19 @@ the ``*_wall`` keys. Ratios use the CPU-second rates.
   ``legacy_tasks_steps_per_s_100000``: the other first-version shape, a task per user
   (``await asyncio.sleep(0)`` as think 0) writing the same dicts, with the same scan;
   ``ratio_vs_legacy_tasks`` compares against it.
+- ``thinking_steps_per_s_100000`` / ``legacy_thinking_steps_per_s_100000``: 100,000 users
+  thinking 0.5-1.5 s between no-op steps (~100,000 steps/s of demand), steps per CPU second:
+  where the polling model pays for checking users that are not due
+  (``thinking_ratio_vs_legacy``).
 - ``wake_latency_p50_ms`` / ``wake_latency_p99_ms``: 100,000 timer waiters on ``Poller.run()``
   (monotonic clock), first due spread over 10 s, each re-arming 9-11 s (uniform) after it
   wakes: ~10,000 wakes/s, like 100,000 users with ~10 s think times. Due instant to run, from
   the poller's histogram (bucket upper bounds: never below the true value) over a 3 s window
   after a 2 s settle. ``wake_latency_max_ms`` is exact. ``runner_wake_latency_*``: the same
   load as 100,000 Runner users (ramp 10 s, think 9-11 s), each wake also writing the workbook.
+- ``*_gc_default``: the same measure with ``Poller(gc_policy="default")``, i.e. CPython's
+  automatic collector left on; every other progressd figure runs with the poller's default
+  ``gc_policy="idle"`` (collection moved to idle moments, see progressd/poller/gcpolicy.py).
 - ``loadavg_1m``: the machine's 1-minute load average when the run ended (other processes
   competing for the two cores inflate latency and deflate every rate alike).
 - ``locust_tasks_per_s``: Locust no-op tasks (``constant(0)`` wait) at 1,000 users, in a
@@ -139,10 +146,13 @@ class NullWriteWorkbook(Workbook):
         return None
 
 
-async def progressd_noop(users: int, seconds: float, *, null_store: bool = False) -> Rates:
+async def progressd_noop(
+    users: int, seconds: float, *, null_store: bool = False, gc_policy: str = "idle"
+) -> Rates:
     plan = plan_for(users, "0s")
     poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
-                    budget=plan.progress.poller.budget)  # fmt: skip
+                    budget=plan.progress.poller.budget,
+                    gc_policy="default" if gc_policy == "default" else "idle")  # fmt: skip
     runner = Runner(plan, poller, NullWriteWorkbook(()) if null_store else None)
     main = asyncio.ensure_future(poller.run())
     runner.start()
@@ -252,10 +262,65 @@ async def legacy_tasks_noop(users: int, seconds: float) -> Rates:
     return rate
 
 
-async def wake_latency(users: int, window: float, gc_policy: str = "default") -> dict[str, float]:
+async def progressd_thinking(users: int, seconds: float, gc_policy: str = "idle") -> Rates:
+    """Users thinking 0.5-1.5 s between no-op steps: the runner wakes only the due ones."""
+    plan = plan_for(users, "{min: 500ms, max: 1500ms}")
+    poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
+                    budget=plan.progress.poller.budget,
+                    gc_policy="default" if gc_policy == "default" else "idle")  # fmt: skip
+    runner = Runner(plan, poller, seed=1)
+    main = asyncio.ensure_future(poller.run())
+    runner.start()
+    poller.notify()
+    await settled(runner, users)  # every user has finished its first think
+    window = Window(runner.statistics().steps_run)
+    await asyncio.sleep(seconds)
+    rate = window.rates(runner.statistics().steps_run)
+    runner.cancel()
+    poller.stop()
+    await main
+    return rate
+
+
+async def legacy_thinking(users: int, seconds: float) -> Rates:
+    """The legacy polling model with the same think times: every tick checks every user."""
+    workbook = LegacyWorkbook((), rows=users)
+    scanner = asyncio.ensure_future(workbook.scan_forever(0.05))
+    uniform = random.Random(1).uniform
+    start = time.monotonic()
+    for row in range(users):
+        workbook.set(row, Field.DUE, start + uniform(0.5, 1.5))
+    steps = 0
+    running = True
+
+    async def tick_loop() -> None:
+        nonlocal steps
+        while running:
+            now = time.monotonic()
+            for row, user in enumerate(workbook.users):
+                if user["due"] <= now:
+                    workbook.add(row, Field.DONE, 1)
+                    workbook.add(row, Field.ITERATION, 1)
+                    workbook.set(row, Field.DUE, now + uniform(0.5, 1.5))
+                    steps += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.ensure_future(tick_loop())
+    await asyncio.sleep(1.6)
+    window = Window(steps)
+    await asyncio.sleep(seconds)
+    rate = window.rates(steps)
+    running = False
+    await ticker
+    scanner.cancel()
+    await asyncio.gather(scanner, return_exceptions=True)
+    return rate
+
+
+async def wake_latency(users: int, window: float, gc_policy: str = "idle") -> dict[str, float]:
     """100,000 timer waiters on the poller, first due spread over 10 s, each re-arming 9-11 s
     after it wakes: ~10,000 wakes/s, like 100,000 users with ~10 s think times."""
-    poller = Poller(MonotonicClock(), gc_policy="idle" if gc_policy == "idle" else "default")
+    poller = Poller(MonotonicClock(), gc_policy="default" if gc_policy == "default" else "idle")
     rank = poller.default_rank
     uniform = random.Random(1).uniform
 
@@ -265,11 +330,11 @@ async def wake_latency(users: int, window: float, gc_policy: str = "default") ->
     now = poller.clock.now()
     for row in range(users):
         poller.subscribe_timer(now + uniform(0.0, 10.0), wake, row, rank)
-    return await _latency_window(poller, window, "", "_gc_idle" if gc_policy == "idle" else "")
+    return await _latency_window(poller, window, "", _suffix(gc_policy))
 
 
 async def runner_wake_latency(
-    users: int, window: float, gc_policy: str = "default"
+    users: int, window: float, gc_policy: str = "idle"
 ) -> dict[str, float]:
     """The same through the Runner: 100,000 users ramped over 10 s, thinking 9-11 s; every wake
     also writes the workbook."""
@@ -280,13 +345,16 @@ async def runner_wake_latency(
     )
     poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
                     budget=plan.progress.poller.budget,
-                    gc_policy="idle" if gc_policy == "idle" else "default")  # fmt: skip
+                    gc_policy="default" if gc_policy == "default" else "idle")  # fmt: skip
     runner = Runner(plan, poller, seed=1)
     runner.start()
-    suffix = "_gc_idle" if gc_policy == "idle" else ""
-    result = await _latency_window(poller, window, "runner_", suffix)
+    result = await _latency_window(poller, window, "runner_", _suffix(gc_policy))
     runner.cancel()
     return result
+
+
+def _suffix(gc_policy: str) -> str:
+    return "_gc_default" if gc_policy == "default" else ""
 
 
 async def _latency_window(
@@ -388,6 +456,16 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
             sample(f"poller_noop_steps_per_s_{users}", lambda u=users: poller_noop(u, seconds))
             sample(f"legacy_steps_per_s_{users}", lambda u=users: legacy_noop(u, seconds))
         sample("legacy_tasks_steps_per_s_100000", lambda: legacy_tasks_noop(100_000, seconds))
+        sample("thinking_steps_per_s_100000", lambda: progressd_thinking(100_000, seconds))
+        sample(
+            "thinking_steps_per_s_100000_gc_default",
+            lambda: progressd_thinking(100_000, seconds, "default"),
+        )
+        sample(
+            "noop_steps_per_s_100000_gc_default",
+            lambda: progressd_noop(100_000, seconds, gc_policy="default"),
+        )
+        sample("legacy_thinking_steps_per_s_100000", lambda: legacy_thinking(100_000, seconds))
         sample(
             "noop_steps_per_s_100000_null_store",
             lambda: progressd_noop(100_000, seconds, null_store=True),
@@ -402,6 +480,9 @@ def measure(rounds: int, seconds: float) -> dict[str, Any]:
         result["noop_steps_per_s_10000"] / result["legacy_steps_per_s_10000"], 3
     )
     result["ratio_vs_legacy_tasks"] = round(ours / result["legacy_tasks_steps_per_s_100000"], 3)
+    result["thinking_ratio_vs_legacy"] = round(
+        result["thinking_steps_per_s_100000"] / result["legacy_thinking_steps_per_s_100000"], 3
+    )
     result["null_store_ratio_vs_bare_loop"] = round(
         result["noop_steps_per_s_100000_null_store"] / bare, 3
     )
@@ -422,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"python": sys.version.split()[0], "uvloop": uvloop.__version__}
     result.update(measure(args.rounds, args.seconds))
     for bench in (wake_latency, runner_wake_latency):
-        for policy in ("default", "idle"):
+        for policy in ("idle", "default"):
             latency = uvloop.run(bench(100_000, args.window, policy))
             result.update({k: round(v, 3) for k, v in latency.items()})
     result.update(locust_figures(locust_python(args.locust_python), args.rounds, args.seconds))

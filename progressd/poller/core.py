@@ -94,8 +94,9 @@ class Poller(MainLoop):
     ``priorities`` is ``progress.poller.priorities`` (lower runs first). ``budget`` bounds the
     handles run per iteration (so I/O is served between iterations); ``floor`` is the share of
     it each non-empty class is guaranteed (default ``budget // (8 * classes)``, at least 1);
-    ``sentinel`` caps an idle wait, so the wait set is never empty. ``gc_policy="idle"`` moves
-    cyclic garbage collection to idle moments while ``run()`` runs (see gcpolicy.py).
+    ``sentinel`` caps an idle wait, so the wait set is never empty. ``gc_policy="idle"`` (the
+    default) moves cyclic garbage collection to idle moments while ``run()`` runs, restoring the
+    collector afterwards (gcpolicy.py); ``"default"`` leaves the collector alone.
 
     Raises:
         ConfigError: for an invalid priority mapping, budget, floor or sentinel.
@@ -110,7 +111,7 @@ class Poller(MainLoop):
         floor: int | None = None,
         sentinel: float = 1.0,
         on_error: ErrorHandler = _log_error,
-        gc_policy: Literal["default", "idle"] = "default",
+        gc_policy: Literal["default", "idle"] = "idle",
     ) -> None:
         self.clock = clock
         self.classes = PriorityClasses(priorities)

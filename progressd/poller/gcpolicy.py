@@ -6,8 +6,8 @@ a threshold — in the middle of a busy iteration — and a full (generation 2) 
 population pauses the loop for tens of milliseconds (35 ms measured here at 100,000 timer
 waiters), which is most of the wake-latency tail.
 
-``IdleCollector`` (``Poller(gc_policy="idle")``) turns the automatic collector off while
-``Poller.run()`` runs and collects instead:
+``IdleCollector`` (``Poller(gc_policy="idle")``, the default) turns the automatic collector
+off while ``Poller.run()`` runs and collects instead:
 
 - the young generations (0, 1) when the poller is about to sleep at least ``min_idle`` and
   generation 0 is past its threshold — a millisecond of work where nothing is due;
