@@ -8,7 +8,7 @@ manager, so pools are run-scoped and ``pools()`` / ``leases()`` gather them from
 Finished runs stay readable (``show``, ``events``) until more than ``keep_finished`` (default
 100) have finished; then the oldest finished one is forgotten. Live runs are never evicted. A
 closed run keeps only its summary, last progress record and journal (the ``Run`` with its
-workbook is dropped), so retention costs a few KB per run, whatever its user count.
+workbook is dropped): its journal (at most 1,000 lines) and two records, whatever its users.
 
 ``cancel_all()`` (the daemon calls it as shutdown begins, so event streams end with the
 cancelled summary before the socket stops) and ``shutdown(deadline)`` (waits for the runs to

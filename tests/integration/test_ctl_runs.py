@@ -5,6 +5,10 @@ local backends)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from progressd.runs.messages import (
 )
 from progressd.summary import RunSummary
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 QUICK = """\
@@ -282,3 +287,59 @@ async def test_ctl_pools_leases_and_drain(daemon: DaemonProcess, tmp_path: Path)
     assert drained.code == 0 and drained.out.startswith(f"backends/{address} (run {run}): draining")
     assert unknown.code == 1 and "no live run has a pool 'nope'" in unknown.err
     assert empty.out == "no pools (pools come from the resources of live runs)\n"
+
+
+async def test_ctl_watch_on_a_terminal_draws_the_live_bars(
+    daemon: DaemonProcess, files: Path
+) -> None:
+    run = await submitted(daemon, files / "quick.yaml")
+    output, code = await _on_a_terminal(["--socket", daemon.socket_path, "watch", run])
+    assert code == 0
+    assert f"run {run} (quick) succeeded" in output  # the live header, as `progressd run`
+    assert "━" in output and "100.0%" in output  # a rich progress bar, filled
+    assert "users 0 active 2/2 done" in output
+    assert "milestones: half 2/2 · whole 2/2" in output
+
+
+async def _on_a_terminal(args: list[str]) -> tuple[str, int]:
+    """``progressctl ARGS`` with its stdout on a pseudo-terminal; the text and exit code."""
+    controller, terminal = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "progressd.ctl", *args,
+        stdin=asyncio.subprocess.DEVNULL, stdout=terminal, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "160"},
+    )  # fmt: skip
+    os.close(terminal)
+    output = await _read_until_closed(controller)
+    async with asyncio.timeout(20):
+        code = await process.wait()
+    return ANSI.sub("", output.decode(errors="replace")), code
+
+
+async def _read_until_closed(fd: int) -> bytes:
+    """Everything written to the terminal until the child closes it (read on the loop)."""
+    os.set_blocking(fd, False)
+    loop = asyncio.get_running_loop()
+    closed: asyncio.Future[None] = loop.create_future()
+    chunks: list[bytes] = []
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the child closed the terminal
+            chunk = b""
+        if chunk:
+            chunks.append(chunk)
+        elif not closed.done():
+            closed.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        async with asyncio.timeout(20):
+            await closed
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return b"".join(chunks)
