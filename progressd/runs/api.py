@@ -17,6 +17,8 @@ and ends with an ``end`` line when the run ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -54,7 +56,7 @@ log = get_logger("progressd.runs")
 T = TypeVar("T", bound=msgspec.Struct)
 _DEFAULT_INTERVAL_S, _MIN_INTERVAL_S, _MAX_INTERVAL_S = 0.5, 0.05, 10.0
 _CANCEL_WAIT_S = 5.0
-_managers: dict[Daemon, RunManager] = {}
+_managers: weakref.WeakKeyDictionary[Daemon, RunManager] = weakref.WeakKeyDictionary()
 
 
 class RunsApi:
@@ -115,7 +117,9 @@ class RunsApi:
     async def cancel(self, request: web.Request) -> web.Response:
         with _errors():
             run = self.manager.cancel(request.match_info["run"])
-        await asyncio.wait([asyncio.ensure_future(run.wait())], timeout=_CANCEL_WAIT_S)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CANCEL_WAIT_S):
+                await run.wait()
         return json_response(RunStateReply(run=run.id, state=run.summary().state))
 
     async def reports(self, request: web.Request) -> web.Response:

@@ -66,7 +66,7 @@ class SubmitReply(_Message, frozen=True):
 
 
 class RunList(_Message, frozen=True):
-    """``GET /v1/runs``: live runs, then finished ones still kept, oldest first."""
+    """``GET /v1/runs``: live runs and the finished ones still kept, in submission order."""
 
     runs: list[RunSummary]
 
