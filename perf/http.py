@@ -27,16 +27,31 @@ Usage: python perf/http.py [--seconds 2.5] [--rounds 2] [--no-nginx]
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+import sysconfig
+
+if __name__ == "http":
+    # This file is named like the standard library's ``http`` package, and Python puts a
+    # script's directory first on the import path: a sibling script (``python perf/x.py``) that
+    # imports aiohttp, urllib.request or http.client finds this file instead. Put the real
+    # package in its place; the import system returns what ``sys.modules`` holds.
+    _http_dir = os.path.join(sysconfig.get_paths()["stdlib"], "http")
+    _spec = importlib.util.spec_from_file_location(
+        "http", os.path.join(_http_dir, "__init__.py"), submodule_search_locations=[_http_dir]
+    )
+    assert _spec is not None and _spec.loader is not None
+    sys.modules["http"] = _real_http = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_real_http)
+
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
-import os
 import platform
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -399,15 +414,7 @@ def report(
     return out
 
 
-def _unshadow_stdlib_http() -> None:
-    """This file is named like the standard library's ``http`` package, which aiohttp imports:
-    drop this directory from the import path (Python puts a script's directory first)."""
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-
-
 def main() -> int:
-    _unshadow_stdlib_http()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.5, help="measured window per phase")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of floor and client")
