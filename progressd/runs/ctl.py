@@ -81,15 +81,14 @@ def _read_scenario(path: str) -> str:
 async def _submit(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
     body = SubmitRequest(text=_read_scenario(args.file), file=args.file, users=args.users)
     reply = await client.request("POST", "/v1/runs", reply=SubmitReply, body=body)
-    if args.json and not args.watch:
+    if args.json:
         _json(reply, out)
-        return 0
-    if not args.json:
+    else:
         out.write(f"submitted run {reply.run}\n")
-        out.flush()
-    if args.watch:
-        return await _follow(client, reply.run, args.json, out)
-    return 0
+    if not args.watch:
+        return 0
+    out.flush()
+    return await _follow(client, reply.run, args.json, out)
 
 
 async def _runs(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:

@@ -147,8 +147,9 @@ async def test_ctl_submit_with_users_and_watch(daemon: DaemonProcess, files: Pat
     assert result.code == 0, result.err
     assert result.out.startswith("submitted run ")
     assert "users 0 active 3/3 done" in result.out
-    lines = [decode_event(line.encode()) for line in json_watch.out.splitlines()]
-    end = lines[-1]
+    first, *rest = json_watch.out.splitlines()
+    assert set(msgspec.json.decode(first)) == {"run"}  # as `submit --json`, then the stream
+    end = [decode_event(line.encode()) for line in rest][-1]
     assert json_watch.code == 0 and isinstance(end, EndEvent) and end.summary.users == 2
 
 
