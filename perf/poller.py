@@ -264,7 +264,7 @@ async def legacy_tasks_noop(users: int, seconds: float) -> Rates:
 
 async def progressd_thinking(users: int, seconds: float, gc_policy: str = "idle") -> Rates:
     """Users thinking 0.5-1.5 s between no-op steps: the runner wakes only the due ones."""
-    plan = plan_for(users, "{min: 500ms, max: 1500ms}")
+    plan = plan_for(users, "{min: 100ms, max: 300ms}")
     poller = Poller(MonotonicClock(), plan.progress.poller.priorities,
                     budget=plan.progress.poller.budget,
                     gc_policy="default" if gc_policy == "default" else "idle")  # fmt: skip
@@ -289,7 +289,7 @@ async def legacy_thinking(users: int, seconds: float) -> Rates:
     uniform = random.Random(1).uniform
     start = time.monotonic()
     for row in range(users):
-        workbook.set(row, Field.DUE, start + uniform(0.5, 1.5))
+        workbook.set(row, Field.DUE, start + uniform(0.1, 0.3))
     steps = 0
     running = True
 
@@ -301,7 +301,7 @@ async def legacy_thinking(users: int, seconds: float) -> Rates:
                 if user["due"] <= now:
                     workbook.add(row, Field.DONE, 1)
                     workbook.add(row, Field.ITERATION, 1)
-                    workbook.set(row, Field.DUE, now + uniform(0.5, 1.5))
+                    workbook.set(row, Field.DUE, now + uniform(0.1, 0.3))
                     steps += 1
             await asyncio.sleep(0)
 

@@ -40,11 +40,26 @@ def test_poller_timer_fires_once_when_due() -> None:
 def test_poller_timers_fire_in_due_order() -> None:
     poller, clock = make_poller()
     log: list[object] = []
-    for owner, delay in [("c", 3.0), ("a", 1.0), ("b", 2.0)]:
+    for owner, delay in [("c", 3.0), ("a", 1.0), ("b", 2.0), ("a2", 1.0004), ("a1", 1.0002)]:
         poller.subscribe_timer(clock.now() + delay, recorder(log), owner=owner)
     clock.advance(3.0)
     poller.run_ready()
-    assert log == ["a", "b", "c"]
+    assert log == ["a", "a1", "a2", "b", "c"]  # same-millisecond timers too
+
+
+def test_poller_timer_slot_straddling_now_releases_only_the_due_part() -> None:
+    poller, clock = make_poller()
+    log: list[object] = []
+    for owner, delay in [("late", 0.0009), ("early", 0.0001), ("mid", 0.0005)]:
+        poller.subscribe_timer(clock.now() + delay, recorder(log), owner=owner)
+    clock.advance(0.0006)
+    poller.run_ready()
+    assert log == ["early", "mid"]  # never early: "late" shares their millisecond
+    assert poller.next_deadline() == pytest.approx(100.0009)
+    clock.advance(0.0003)
+    poller.run_ready()
+    assert log == ["early", "mid", "late"]
+    assert poller.next_deadline() is None and poller.statistics().timers_waiting == 0
 
 
 def test_poller_runs_classes_in_priority_order_then_due() -> None:
@@ -163,12 +178,12 @@ def test_poller_callback_may_cancel_a_later_handle_of_the_same_batch() -> None:
     assert log == []
 
 
-def test_poller_cancel_compacts_a_mostly_dead_heap() -> None:
+def test_poller_cancel_compacts_mostly_dead_timers() -> None:
     poller, clock = make_poller()
     handles = [poller.subscribe_timer(clock.now() + 1 + i, None) for i in range(3000)]
     for handle in handles[:2500]:
         handle.cancel()
-    assert len(poller._timers) < 3000
+    assert poller._wheel.entries < 3000  # rebuilt once more than half was dead
     assert poller.statistics().timers_waiting == 500
     clock.advance(10_000)
     assert poller.run_ready() == 500

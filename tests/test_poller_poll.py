@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import uvloop
 
 from progressd.clock import FakeClock, MonotonicClock
 from progressd.errors import StateError
@@ -261,3 +262,21 @@ async def test_poller_run_never_misses_a_handle_made_ready_mid_iteration() -> No
     await runner
     assert later.fired and later.value == "report"
     assert poller.statistics().iterations >= 2  # it ran in the next iteration, not this one
+
+
+def test_poller_run_sleeps_the_slack_instead_of_spinning_on_a_near_timer() -> None:
+    # On uvloop (millisecond timers) a 0.3 ms wait fires at once; without the slack the poller
+    # went round ~20-30 times until the timer was due (measured), with it: one sleep.
+    async def near_timer() -> int:
+        poller = Poller(MonotonicClock(), slack=0.001)
+        fired = asyncio.Event()
+        due = poller.clock.now() + 0.0003
+        poller.subscribe_timer(due, lambda _: fired.set())
+        runner = asyncio.ensure_future(poller.run())
+        await asyncio.wait_for(fired.wait(), 5)
+        poller.stop()
+        await runner
+        assert poller.clock.now() >= due  # never early
+        return poller.statistics().iterations
+
+    assert uvloop.run(near_timer()) <= 3  # one sleep, not a busy loop until due

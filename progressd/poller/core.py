@@ -1,12 +1,12 @@
 """The poll loop: a priority queue of one-shot pollables on one event loop.
 
 Design note. progressd runs 100k+ virtual users on one thread by making each waiting user a
-*queue entry*, not a coroutine: a ``ProgressPollable`` in the timer heap (thinking, health check
+*queue entry*, not a coroutine: a ``ProgressPollable`` in the timer wheel (thinking, health check
 due, lease expiry) or parked until ``make_ready`` (step completion, condition, report). The loop
 mirrors a ``wasi:io/poll`` guest runtime:
 
-1. Every iteration starts from the clock: due timers move from the heap to their class's ready
-   queue. Handles made ready by I/O since the last iteration are already queued.
+1. Every iteration starts from the clock: due timers move from the timer wheel to their
+   class's ready queue. Handles made ready by I/O since the last iteration are already queued.
 2. The ready queues are cut into a *fresh batch* (budget split by ``split_budget``: a floor per
    class, then strict priority, then due order inside a class). The batch is detached before it
    runs, so handles made ready while it runs — including a handle that re-subscribes itself
@@ -18,21 +18,21 @@ mirrors a ``wasi:io/poll`` guest runtime:
    earliest timer, hook deadline or the sentinel, so the wait set is never empty — or early by
    ``make_ready``/``subscribe_*``/``notify``. A future is never awaited twice.
 
-Trade-offs: cancellation is lazy (dead heap entries are dropped when popped, and the heap is
-rebuilt when more than half of it is dead); wake latency is measured when a run of handles
-sharing one due instant ends, so it may overstate (never understate) for the earlier handles
-of that run; ordering by due time inside a class relies on the clock being monotonic, with one
-sort when event-ready and timer-ready handles meet in the same batch.
+Trade-offs: waiting timers sit in millisecond slots (timers.py), not one big heap, so a slot
+is sorted by due time as it leaves; cancellation is lazy (dead entries are dropped when their
+slot is taken, and the slots are rebuilt when more than half of the entries are dead); wake
+latency is measured when a run of handles sharing one due instant ends, so it may overstate
+(never understate) for the earlier handles of that run; ordering by due time inside a class
+relies on the clock being monotonic, with one sort when event-ready and timer-ready handles
+meet in the same batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from heapq import heapify, heappop, heappush
 from operator import attrgetter
 from typing import Any, Literal
 
@@ -57,6 +57,7 @@ from progressd.poller.priorities import (
     validate_limits,
 )
 from progressd.poller.stats import PollerStatistics, WakeLatencyHistogram
+from progressd.poller.timers import TimerWheel
 
 __all__ = ["ErrorHandler", "IterationHook", "Poller"]
 
@@ -94,7 +95,8 @@ class Poller(MainLoop):
     ``priorities`` is ``progress.poller.priorities`` (lower runs first). ``budget`` bounds the
     handles run per iteration (so I/O is served between iterations); ``floor`` is the share of
     it each non-empty class is guaranteed (default ``budget // (8 * classes)``, at least 1);
-    ``sentinel`` caps an idle wait, so the wait set is never empty. ``gc_policy="idle"`` (the
+    ``sentinel`` caps an idle wait, so the wait set is never empty; ``slack`` is the shortest
+    idle sleep (mainloop.py). ``gc_policy="idle"`` (the
     default) moves cyclic garbage collection to idle moments while ``run()`` runs, restoring the
     collector afterwards (gcpolicy.py); ``"default"`` leaves the collector alone.
 
@@ -110,6 +112,7 @@ class Poller(MainLoop):
         budget: int = 1024,
         floor: int | None = None,
         sentinel: float = 1.0,
+        slack: float = 0.001,
         on_error: ErrorHandler = _log_error,
         gc_policy: Literal["default", "idle"] = "idle",
     ) -> None:
@@ -117,18 +120,17 @@ class Poller(MainLoop):
         self.classes = PriorityClasses(priorities)
         ranks = self.classes.count
         self.budget, self.floor, self.sentinel = validate_limits(budget, floor, sentinel, ranks)
+        self.slack = max(0.0, float(slack))
         self.default_rank = self.classes.rank_of("step") if "step" in self.classes else ranks - 1
         self._on_error = on_error
         # Invariants: _timed[r][_heads[r]:] (timer-ready) and _events[r] (made ready) each hold
         # rank r's READY or CANCELLED handles in due order; _dead_ready[r] counts the CANCELLED
-        # ones among them; _dead_timers counts heap entries whose handle left WAITING_TIMER.
+        # ones among them. Waiting timers live in the TimerWheel (its invariants: timers.py).
         self._timed: list[list[ProgressPollable]] = [[] for _ in range(ranks)]
         self._heads = [0] * ranks
         self._events: list[list[ProgressPollable]] = [[] for _ in range(ranks)]
         self._dead_ready = [0] * ranks
-        self._timers: list[tuple[float, int, ProgressPollable]] = []
-        self._dead_timers = 0
-        self._seq = itertools.count()
+        self._wheel = TimerWheel()
         self._now = clock.now()
         self._hooks: list[IterationHook] = []
         self._wake: asyncio.Future[str] | None = None
@@ -188,7 +190,7 @@ class Poller(MainLoop):
                 self._wake_up()
             return handle
         handle = ProgressPollable(self, kind, owner, rank, callback, due, WAITING_TIMER)
-        heappush(self._timers, (due, next(self._seq), handle))
+        self._wheel.add(handle)
         if self._idle and due < self._armed:
             self._wake_up()
         return handle
@@ -233,7 +235,7 @@ class Poller(MainLoop):
         if state > WAITING_EVENT:
             return False
         if state == WAITING_TIMER:
-            self._dead_timers += 1
+            self._wheel.dead += 1
         handle._state = READY
         handle.due = self.clock.now()
         handle._value = value
@@ -250,8 +252,8 @@ class Poller(MainLoop):
             return False
         handle._state = CANCELLED
         if state == WAITING_TIMER:
-            self._dead_timers += 1
-            self._compact_timers()
+            self._wheel.dead += 1
+            self._wheel.compact()
         elif state == READY:
             self._dead_ready[handle.rank] += 1
         wake_cancelled(handle)
@@ -294,7 +296,7 @@ class Poller(MainLoop):
             now = self.clock.now()
         self._now = now
         self._iterations += 1
-        self._pop_due(now)
+        self._wheel.pop_due(now, self._timed)
         batches = self._cut_batches()
         ran = 0
         for batch in batches:
@@ -307,17 +309,6 @@ class Poller(MainLoop):
         self._busy_seconds += elapsed
         self._iteration_max = max(self._iteration_max, elapsed)
         return ran
-
-    def _pop_due(self, now: float) -> None:
-        timers = self._timers
-        timed = self._timed
-        while timers and timers[0][0] <= now:
-            handle = heappop(timers)[2]
-            if handle._state != WAITING_TIMER:
-                self._dead_timers -= 1
-                continue
-            handle._state = READY
-            timed[handle.rank].append(handle)
 
     def _cut_batches(self) -> list[list[ProgressPollable]]:
         """Detach this iteration's batch per rank; what is left waits for the next one."""
@@ -402,12 +393,6 @@ class Poller(MainLoop):
                 self._errors += 1
                 self._on_error(exc, hook)
 
-    def _compact_timers(self) -> None:
-        if self._dead_timers > 1024 and self._dead_timers * 2 > len(self._timers):
-            self._timers = [e for e in self._timers if e[2]._state == WAITING_TIMER]
-            heapify(self._timers)
-            self._dead_timers = 0
-
     # -- deadlines -------------------------------------------------------------------------
 
     def has_ready(self) -> bool:
@@ -417,11 +402,7 @@ class Poller(MainLoop):
 
     def next_deadline(self) -> float | None:
         """The earliest instant a waiting timer is due, or ``None`` when none waits."""
-        timers = self._timers
-        while timers and timers[0][2]._state != WAITING_TIMER:
-            heappop(timers)
-            self._dead_timers -= 1
-        return timers[0][0] if timers else None
+        return self._wheel.next_due()
 
     def _wake_up(self) -> None:
         self._idle = False
@@ -449,7 +430,7 @@ class Poller(MainLoop):
             wake_latency_max_seconds=histogram.max,
             wake_latency_buckets=histogram.buckets(),
             queue_depth=self._queue_depths(),
-            timers_waiting=len(self._timers) - self._dead_timers,
+            timers_waiting=self._wheel.waiting,
             starvation_events=self._starvation,
             handles_cancelled=self._cancelled,
             callback_errors=self._errors,

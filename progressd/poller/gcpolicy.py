@@ -1,7 +1,7 @@
 """Cyclic garbage collection moved to the poller's idle moments.
 
 A daemon with 100,000 users keeps a few hundred thousand GC-tracked objects alive (pollables,
-heap entries, rows' cold values). CPython's automatic collector runs whenever allocations pass
+timer slots, rows' cold values). CPython's automatic collector runs whenever allocations pass
 a threshold — in the middle of a busy iteration — and a full (generation 2) collection over that
 population pauses the loop for tens of milliseconds (35 ms measured here at 100,000 timer
 waiters), which is most of the wake-latency tail.

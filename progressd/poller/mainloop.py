@@ -5,6 +5,11 @@ once per iteration ``run()`` calls ``run_ready()`` and then waits on a future cr
 wait alone — resolved through ``call_soon`` when work is left, by ``call_later`` at the next
 deadline (earliest timer, earliest hook deadline, or the sentinel: the wait set is never empty),
 or early by ``make_ready``/``subscribe_*``/``notify`` through ``_wake_up``.
+
+Timer slack: a wait that would end within ``slack`` (1 ms) sleeps ``slack`` instead. The loop's
+timers have millisecond resolution, so a shorter wait would fire at once and the poller would
+spin until the due instant, burning a core at ~10,000 wakes/s; with the slack it wakes about
+once a millisecond and takes every timer due by then (wake latency up to ~1 ms more).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class MainLoop:
 
     clock: Clock
     sentinel: float
+    slack: float
     _hooks: list[IterationHook]
     _wake: asyncio.Future[str] | None
     _idle: bool
@@ -86,9 +92,11 @@ class MainLoop:
             deadline, is_sentinel = self._wait_deadline(self.clock.now())
             if collector is not None:
                 collector.on_idle(deadline - self.clock.now())
-            now = self.clock.now()
+            delay = deadline - self.clock.now()
+            if delay > 0.0:  # never shorter than the slack: sleep, do not spin on a due timer
+                delay = max(delay, self.slack)
             reason = "sentinel" if is_sentinel else "deadline"
-            timer = loop.call_later(max(deadline - now, 0.0), _resolve, future, reason)
+            timer = loop.call_later(max(delay, 0.0), _resolve, future, reason)
             self._armed = deadline
             self._idle = True
         try:

@@ -6,7 +6,7 @@ A ``ProgressPollable`` goes through these states exactly once, left to right:
                    ├─> READY ─> FIRED
     WAITING_EVENT ─┘      (any waiting or ready state) ─> CANCELLED
 
-``WAITING_TIMER`` handles sit in the poller's timer heap until their ``due`` instant;
+``WAITING_TIMER`` handles sit in the poller's timer wheel until their ``due`` instant;
 ``WAITING_EVENT`` handles wait for ``Poller.make_ready`` (a step completed, a condition's fields
 became dirty and it now holds, a report arrived). A ``READY`` handle sits in its priority class's
 ready queue; running it (calling its callback, waking ``poll`` waiters) makes it ``FIRED``: spent
@@ -15,9 +15,9 @@ future or queue entry is ever reused (the stale-future pitfall of ``wasi:io/poll
 
 Invariants:
 - ``_state`` only moves forward along the arrows above.
-- A handle is in at most one ready queue, at most once; the heap may hold a dead entry for a
-  handle that left ``WAITING_TIMER`` early (cancelled or made ready): entries are checked and
-  dropped lazily, so ``cancel`` is O(1).
+- A handle is in at most one ready queue, at most once; the timer wheel may hold a dead entry
+  for a handle that left ``WAITING_TIMER`` early (cancelled or made ready): entries are checked
+  and dropped lazily, so ``cancel`` is O(1).
 
 The class is deliberately thin (``__slots__``, no per-handle future, no per-handle lock): the
 poller creates one per virtual-user step, so its construction cost is the hot path.

@@ -109,7 +109,7 @@ class PollerStatistics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     queue_depth: dict[str, int]
     """Ready handles waiting for their turn, per priority class label."""
     timers_waiting: int
-    """Handles in the timer heap that are not yet due."""
+    """Timers waiting for their instant (cancelled ones excluded)."""
     starvation_events: int
     """(iteration, class) pairs where a class ran only thanks to its guaranteed floor, because
     higher-priority classes would otherwise have taken the whole budget."""
