@@ -32,7 +32,17 @@ async def _pools(client: ControlClient, args: argparse.Namespace, out: TextIO) -
     if not reply.pools:
         out.write("no pools (pools come from the resources of live runs)\n")
         return 0
-    header = ("POOL", "RUN", "MEMBER", "STATE", "HOLDERS", "CAPACITY", "CHECK", "ON-FAILURE")
+    header = (
+        "POOL",
+        "RUN",
+        "MEMBER",
+        "STATE",
+        "HOLDERS",
+        "CAPACITY",
+        "CHECK",
+        "CLASS",
+        "ON-FAILURE",
+    )
     rows = [
         (
             pool.name,
@@ -42,6 +52,7 @@ async def _pools(client: ControlClient, args: argparse.Namespace, out: TextIO) -
             str(member.holders),
             "-" if member.capacity is None else str(member.capacity),
             pool.check or "-",
+            member.inherited_class if pool.check else "-",
             pool.on_failure,
         )
         for pool in reply.pools

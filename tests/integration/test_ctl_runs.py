@@ -273,6 +273,7 @@ async def test_ctl_pools_leases_and_drain(daemon: DaemonProcess, tmp_path: Path)
         "HOLDERS",
         "CAPACITY",
         "CHECK",
+        "CLASS",
         "ON-FAILURE",
     ]
     assert sorted(row[2] for row in pool_rows[1:] if row[1] == run) == sorted(
