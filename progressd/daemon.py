@@ -9,7 +9,8 @@ drain short.
 
 Extension point. Later capabilities add themselves before ``run()`` with ``add_routes`` (control
 endpoints), ``add_startup_hook``/``add_shutdown_hook`` (e.g. resume runs, snapshot stable state,
-release leases), ``add_stopping_hook`` (called before the socket stops: end event streams), ``telemetry.register`` (collectors) and ``runs`` (the run registry).
+release leases), ``add_stopping_hook`` (called before the socket stops: end event streams),
+``telemetry.register`` (collectors) and ``runs`` (the run registry).
 ``build_daemon`` calls each extension (``default_extensions()`` unless told otherwise) with
 the daemon before it runs; the OpenAPI test builds the daemon the same way, so every route an
 extension adds must be documented.
