@@ -24,6 +24,11 @@ the ``*_wall`` keys. Ratios use the CPU-second rates.
   ``legacy_tasks_steps_per_s_100000``: the other first-version shape, a task per user
   (``await asyncio.sleep(0)`` as think 0) writing the same dicts, with the same scan;
   ``ratio_vs_legacy_tasks`` compares against it.
+- ``cpu_share`` / ``runner_cpu_share``: the share of a core the process used during the latency
+  window (~10,000 wakes/s). ``legacy_wake_latency_p50_ms`` / ``legacy_wake_latency_p99_ms`` /
+  ``legacy_cpu_share``: the legacy polling model under the same load (100,000 users, due times
+  spread the same way, a tick checks every user; latency is check time minus due time, exact).
+  ``cpu_ratio_vs_legacy_at_10000_wakes``: legacy CPU share over the poller's.
 - ``thinking_steps_per_s_100000`` / ``legacy_thinking_steps_per_s_100000``: 100,000 users
   thinking 0.5-1.5 s between no-op steps (~100,000 steps/s of demand), steps per CPU second:
   where the polling model pays for checking users that are not due
@@ -363,11 +368,14 @@ async def _latency_window(
     main = asyncio.ensure_future(poller.run())
     await asyncio.sleep(settle)
     poller.reset_statistics()
+    cpu = time.process_time()
     await asyncio.sleep(window)
+    cpu = time.process_time() - cpu
     stats = poller.statistics()
     poller.stop()
     await main
     figures = {
+        "cpu_share": cpu / window,
         "wake_latency_p50_ms": stats.wake_latency_p50_seconds * 1000,
         "wake_latency_p99_ms": stats.wake_latency_p99_seconds * 1000,
         "wake_latency_max_ms": stats.wake_latency_max_seconds * 1000,
@@ -376,6 +384,52 @@ async def _latency_window(
         "gc_pause_max_ms": stats.gc_pause_max_seconds * 1000,
     }
     return {f"{prefix}{key}{suffix}": value for key, value in figures.items()}
+
+
+async def legacy_wake_latency(users: int, window: float) -> dict[str, float]:
+    """The legacy polling model under the same load as ``wake_latency``: every tick checks
+    every user's due time; latency is the check's instant minus the due instant."""
+    workbook = LegacyWorkbook((), rows=users)
+    scanner = asyncio.ensure_future(workbook.scan_forever(0.05))
+    uniform = random.Random(1).uniform
+    start = time.monotonic()
+    for row in range(users):
+        workbook.set(row, Field.DUE, start + uniform(0.0, 10.0))
+    latencies: list[float] = []
+    measuring = False
+    running = True
+
+    async def tick_loop() -> None:
+        while running:
+            now = time.monotonic()
+            for row, user in enumerate(workbook.users):
+                due = user["due"]
+                if due <= now:
+                    if measuring:
+                        latencies.append(time.monotonic() - due)
+                    workbook.add(row, Field.DONE, 1)
+                    workbook.set(row, Field.DUE, now + uniform(9.0, 11.0))
+            await asyncio.sleep(0)
+
+    ticker = asyncio.ensure_future(tick_loop())
+    await asyncio.sleep(2.2)
+    measuring = True
+    cpu = time.process_time()
+    await asyncio.sleep(window)
+    cpu = time.process_time() - cpu
+    measuring = False
+    running = False
+    await ticker
+    scanner.cancel()
+    await asyncio.gather(scanner, return_exceptions=True)
+    latencies.sort()
+    pick = latencies[int(0.99 * (len(latencies) - 1))] if latencies else 0.0
+    return {
+        "legacy_cpu_share": cpu / window,
+        "legacy_wake_latency_p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else 0.0,
+        "legacy_wake_latency_p99_ms": pick * 1000,
+        "legacy_wake_latency_wakes_per_s": len(latencies) / window,
+    }
 
 
 LOCUST_SCRIPT = """
@@ -506,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         for policy in ("idle", "default"):
             latency = uvloop.run(bench(100_000, args.window, policy))
             result.update({k: round(v, 3) for k, v in latency.items()})
+    legacy = uvloop.run(legacy_wake_latency(100_000, args.window))
+    result.update({k: round(v, 3) for k, v in legacy.items()})
+    result["cpu_ratio_vs_legacy_at_10000_wakes"] = round(
+        result["legacy_cpu_share"] / result["cpu_share"], 2
+    )
     result.update(locust_figures(locust_python(args.locust_python), args.rounds, args.seconds))
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
     result["loadavg_1m"] = os.getloadavg()[0]
