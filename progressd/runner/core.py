@@ -133,8 +133,12 @@ class Runner:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, restored: bool = False) -> None:
         """Schedule every user's start (spread over the scenario's ramp); returns at once.
+
+        ``restored``: the workbook was filled from a stable snapshot (crash recovery). Users
+        that were done stay done, users at a stable point resume from it at once, the others
+        start over at their ramp slot. O(users), once.
 
         Raises:
             StateError: when the run was already started.
@@ -148,11 +152,23 @@ class Runner:
             users, ramp = sc.users, sc.plan.ramp_s
             for i in range(users):
                 row = sc.first_row + i
-                due = now + ramp * i / users if ramp else now
-                handle = self.poller.subscribe_timer(due, self._on_start, row, rank)
+                callback = self._restore_row(row) if restored else self._on_start
+                if callback is None:
+                    continue
+                due = now + ramp * i / users if ramp and callback is self._on_start else now
+                handle = self.poller.subscribe_timer(due, callback, row, rank)
                 self._handles[row - self._first_row] = handle
         if self._active == 0:
             self._end("finished")
+
+    def _restore_row(self, row: int) -> Callable[[ProgressPollable], None] | None:
+        """How a restored row carries on: ``None`` when it had finished."""
+        status = int(self.workbook.get(row, _STATUS))
+        if status in _FINAL:
+            self._status[row - self._first_row] = status
+            self._active -= 1
+            return None
+        return self._on_start if self.workbook.stable_milestone(row) < 0 else self._on_resume
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop every user now: pending handles are cancelled, rows become CANCELLED."""

@@ -2,7 +2,9 @@
 
 Routes (documented in ``progressd/openapi.yaml``):
 
-- ``POST /v1/runs`` submit; ``GET /v1/runs`` list; ``GET /v1/runs/{run}`` the summary;
+- ``POST /v1/runs`` submit; ``GET /v1/runs`` list (with ``state``, ``since`` or ``limit``: the
+  history from the store merged with the live runs, ``runs/history.py``);
+  ``GET /v1/runs/{run}`` the summary;
   ``GET /v1/runs/{run}/events`` the NDJSON event stream (``runs/messages.py``);
   ``POST /v1/runs/{run}/pause|resume|cancel|rollback|reports``.
 - ``GET /v1/pools``, ``GET /v1/leases?run=``, ``POST /v1/pools/{pool}/members/{member}/drain``.
@@ -19,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -29,6 +33,7 @@ from progressd.dsl import Plan, load_plan, load_plan_text
 from progressd.errors import DslError, ProgressdError, ResourceError, StateError
 from progressd.logs import get_logger
 from progressd.reports import decode_report_batch
+from progressd.runs.history import parse_since, query_history
 from progressd.runs.manager import RunEnded, RunEntry, RunManager, UnknownRun
 from progressd.runs.messages import (
     DrainReply,
@@ -44,6 +49,8 @@ from progressd.runs.messages import (
     SubmitRequest,
     encode_event,
 )
+from progressd.runs.recovery import install_persistence
+from progressd.store import Store, store_of
 from progressd.summary import encode_summary
 
 if TYPE_CHECKING:
@@ -56,14 +63,17 @@ log = get_logger("progressd.runs")
 T = TypeVar("T", bound=msgspec.Struct)
 _DEFAULT_INTERVAL_S, _MIN_INTERVAL_S, _MAX_INTERVAL_S = 0.5, 0.05, 10.0
 _CANCEL_WAIT_S = 5.0
+_MAX_HISTORY = 10_000
 _managers: weakref.WeakKeyDictionary[Daemon, RunManager] = weakref.WeakKeyDictionary()
 
 
 class RunsApi:
     """The handlers, over one ``RunManager``."""
 
-    def __init__(self, manager: RunManager) -> None:
+    def __init__(self, manager: RunManager, store: Callable[[], Store] | None = None) -> None:
+        """``store`` gives the open store for the history (``None``: live runs only)."""
         self.manager = manager
+        self.store = store
 
     def routes(self) -> list[Route]:
         run = "/v1/runs/{run}"
@@ -94,11 +104,27 @@ class RunsApi:
         assert body is not None
         plan = _load(body)
         with _errors():
-            run = self.manager.submit(plan, users=body.users)
+            run = self.manager.submit(
+                plan, users=body.users, source=_source(body), file=body.file or body.path or ""
+            )
         return json_response(SubmitReply(run=run.id), status=201)
 
     async def list_runs(self, request: web.Request) -> web.Response:
-        return json_response(RunList(runs=[entry.summary() for entry in self.manager]))
+        query = request.query
+        if not {"state", "since", "limit"} & set(query) or self.store is None:
+            return json_response(RunList(runs=[entry.summary() for entry in self.manager]))
+        try:
+            since = parse_since(query["since"]) if query.get("since") else None
+            limit = int(query.get("limit") or 100)
+            if not 1 <= limit <= _MAX_HISTORY:
+                raise ValueError(f"limit: expected 1..{_MAX_HISTORY}, got {limit}")
+            history = query_history(
+                self.store(), self.manager, state=query.get("state") or None, since=since,
+                limit=limit,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        return json_response(history)
 
     async def show(self, request: web.Request) -> web.Response:
         entry = self._entry(request)
@@ -222,6 +248,16 @@ async def _decode(request: web.Request, kind: type[T], *, required: bool) -> T |
         raise ApiError(400, "bad_request", f"invalid request body: {exc}") from None
 
 
+def _source(body: SubmitRequest) -> str:
+    if body.text is not None:
+        return body.text
+    assert body.path is not None
+    try:
+        return Path(body.path).read_text(encoding="utf-8")
+    except OSError as exc:  # it loaded a moment ago
+        raise ApiError(400, "bad_request", f"cannot read {body.path}: {exc}") from None
+
+
 def _load(body: SubmitRequest) -> Plan:
     try:
         if body.path is not None:
@@ -266,7 +302,8 @@ def manager_of(daemon: Daemon) -> RunManager:
 def install(daemon: Daemon) -> None:
     """Serve the runs and resources endpoints from ``daemon``; an ``Extension``."""
     manager = _managers[daemon] = RunManager(entries=daemon.runs)
-    daemon.add_routes(RunsApi(manager).routes())
+    daemon.add_routes(RunsApi(manager, lambda: store_of(daemon)).routes())
+    install_persistence(daemon, manager)
 
     async def cancel_runs() -> None:
         cancelled = await manager.shutdown(daemon.config.daemon.shutdown_deadline)

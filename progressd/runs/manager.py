@@ -14,13 +14,15 @@ workbook is dropped): its journal (at most 1,000 lines) and two records, whateve
 cancelled summary before the socket stops) and ``shutdown(deadline)`` (waits for the runs to
 close within ``deadline`` seconds) return the ids cancelled; the daemon logs them.
 
-Persistence and recovery (the store) are not wired here yet: a restarted daemon forgets its runs.
+Hooks: ``on_started`` callbacks get each entry once its run has started (submitted or resumed
+after a restart), ``on_closed`` callbacks get it with its final summary and whether the daemon's
+shutdown stopped it; ``runs/persistence.py`` uses them to keep the store's history.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,10 @@ class RunEntry:
     run: Run | None
     closer: asyncio.Task[None] | None = None
     final: tuple[RunSummary, RunProgress] | None = None
+    source: str = ""
+    file: str = "<submitted>"
+    users: int | None = None
+    resumed: bool = False
 
     @property
     def finished(self) -> bool:
@@ -117,6 +123,8 @@ class RunManager:
         self.journal_lines = journal_lines
         self._entries: dict[str, RunEntry] = {} if entries is None else entries
         self._cancelled: set[str] = set()
+        self.on_started: list[Callable[[RunEntry], None]] = []
+        self.on_closed: list[Callable[[RunEntry, RunSummary, bool], None]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -126,25 +134,48 @@ class RunManager:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def submit(self, plan: Plan, *, users: int | None = None) -> Run:
-        """Start ``plan`` now (on the running loop) and hold it.
+    def submit(
+        self,
+        plan: Plan,
+        *,
+        users: int | None = None,
+        source: str = "",
+        file: str = "<submitted>",
+        run_id: str | None = None,
+        restored: bytes | None = None,
+    ) -> Run:
+        """Start ``plan`` now (on the running loop) and hold it. ``source`` / ``file``: the
+        scenario text and its name, kept for the history. ``run_id`` with ``restored`` (or
+        ``None`` for a run that reached no stable point) resumes a stored run after a restart.
 
         Raises:
-            StateError: the plan cannot run (``users`` negative, a step that cannot be prepared).
+            StateError: the plan cannot run (``users`` negative, a step that cannot be
+                prepared, ``restored`` does not match the plan).
             ResourceError: a pool of the plan is invalid.
         """
-        run = Run(plan, users=users, tick_s=self.tick_s)
-        while run.id in self._entries:
+        run = Run(plan, users=users, tick_s=self.tick_s, run_id=run_id, restored=restored)
+        while run_id is None and run.id in self._entries:
             run = Run(plan, users=users, tick_s=self.tick_s)
         journal = RunJournal(run, max_lines=self.journal_lines)
-        entry = RunEntry(id=run.id, run=run, journal=journal)
+        entry = RunEntry(
+            id=run.id,
+            run=run,
+            journal=journal,
+            source=source,
+            file=file,
+            users=users,
+            resumed=run_id is not None,
+        )
         self._entries[run.id] = entry
         run.start()
-        entry.journal.record_state("running", "submitted")
+        entry.journal.record_state("running", "resumed" if entry.resumed else "submitted")
         entry.closer = asyncio.get_running_loop().create_task(
             self._close_when_finished(entry), name=f"run-{run.id}-closer"
         )
-        log.info("run submitted", run=run.id, name=plan.name, users=run.plan.total_users)
+        for hook in self.on_started:
+            hook(entry)
+        what = "run resumed from the store" if entry.resumed else "run submitted"
+        log.info(what, run=run.id, scenario=plan.name, users=run.plan.total_users)
         return run
 
     def entry(self, run_id: str) -> RunEntry:
@@ -212,7 +243,7 @@ class RunManager:
         before = run.runner.statistics().rollbacks
         run.runner.rollback_users(range(total) if user is None else (user,), "manual")
         rolled = run.runner.statistics().rollbacks - before
-        log.info("manual rollback", run=run_id, user=user, users=rolled)
+        log.info("manual rollback", run=run_id, scenario=run.plan.name, user=user, users=rolled)
         return rolled
 
     # -- resources ---------------------------------------------------------------------------
@@ -313,7 +344,19 @@ class RunManager:
         run = entry.run
         summary = await run.wait()
         entry.close(summary)
-        log.info("run ended", run=entry.id, state=summary.state, reason=run.reason)
+        stopped = entry.id in self._cancelled
+        for hook in self.on_closed:
+            try:
+                hook(entry, summary, stopped)
+            except Exception:
+                log.exception("run close hook failed", run=entry.id, scenario=run.plan.name)
+        log.info(
+            "run ended",
+            run=entry.id,
+            scenario=run.plan.name,
+            state=summary.state,
+            reason=run.reason,
+        )
         self._forget_old()
 
     def _forget_old(self) -> None:

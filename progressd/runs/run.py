@@ -56,6 +56,8 @@ from progressd.steps import (
     LeaseWaits,
 )
 from progressd.summary import RunSummary
+from progressd.workbook import Workbook
+from progressd.workbook.snapshot import decode_snapshot, import_stable
 
 __all__ = ["Run", "RunStatus"]
 
@@ -66,14 +68,16 @@ _FINAL = frozenset({"succeeded", "failed", "cancelled"})
 class Run:
     """One plan running on the current event loop. See the module note.
 
-    ``users`` overrides every scenario's user count; ``http_client`` / ``mailbox`` may be
+    ``users`` overrides every scenario's user count; ``restored`` (``Workbook.snapshot()``
+    bytes of an earlier run of the same plan) makes users carry on from their stable points
+    (crash recovery); ``http_client`` / ``mailbox`` may be
     shared or injected (the run closes a client only if it created it); ``seed`` seeds think
     times; ``tick_s`` is the progress-sampling period.
 
     Raises:
         RuntimeError: when constructed outside a running event loop.
         StateError: when the plan cannot run (a step the executors cannot prepare, a
-            ``users`` override below 0).
+            ``users`` override below 0), or ``restored`` is not a snapshot of its workbook.
         ResourceError: when one of the plan's pools cannot be declared.
     """
 
@@ -87,6 +91,7 @@ class Run:
         mailbox: ReportMailbox | None = None,
         seed: int | None = 0,
         tick_s: float = 0.25,
+        restored: bytes | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.plan = with_users(plan, users)
@@ -118,6 +123,9 @@ class Run:
             seed=seed,
         )
         self.workbook = self.runner.workbook
+        self.restored = restored is not None
+        if restored is not None:
+            _restore_stable(self.workbook, restored)
         self.figures = Figures(self.plan, self.runner, self.clock)
         self._register_steps()
         if self.lease_waits is not None:
@@ -182,7 +190,7 @@ class Run:
         self.status = "running"
         if self._leases is not None:
             self._leases.start()
-        self.runner.start()
+        self.runner.start(restored=self.restored)
         self.figures.begin(self.runner.started_at)
         if self._iterations is not None:
             self._iterations.begin(self.runner.started_at, [s.ramp_s for s in self.plan.scenarios])
@@ -331,6 +339,16 @@ class Run:
             return
         if self.runner.state == "running":
             self._schedule_tick()
+
+
+def _restore_stable(workbook: Workbook, data: bytes) -> None:
+    snapshot = decode_snapshot(data)
+    if snapshot.rows != workbook.rows or snapshot.milestones != workbook.milestones:
+        raise StateError(
+            f"the snapshot holds {snapshot.rows} users and milestones {list(snapshot.milestones)};"
+            f" the plan has {workbook.rows} and {list(workbook.milestones)}"
+        )
+    import_stable(workbook, snapshot)
 
 
 def _batching(plan: Plan) -> BatchingConfig:

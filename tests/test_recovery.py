@@ -1,0 +1,175 @@
+"""Runs kept in a real SQLite store: history, snapshots, and resuming from stable points."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import pytest
+from run_testkit import scenario, wait_until
+
+from progressd.config import Config, RecoveryConfig, StateConfig
+from progressd.dsl import load_plan_text
+from progressd.runs.history import parse_since, query_history
+from progressd.runs.manager import RunManager
+from progressd.runs.persistence import RunPersistence
+from progressd.store import Store
+
+STEPS = """\
+        - think: 0ms
+        - milestone: first
+        - think: {second}
+        - milestone: second
+"""
+
+
+def config(tmp_path: Path, mode: str = "resume") -> Config:
+    state = StateConfig(directory=str(tmp_path), flush_interval=0.01, sample_interval=0.0)
+    return Config(state=state, recovery=RecoveryConfig(on_start=mode))  # type: ignore[arg-type]
+
+
+def document(second: str = "10ms", users: int = 5) -> str:
+    return scenario(STEPS.format(second=second), users=users, name="shop")
+
+
+def persisted(tmp_path: Path, mode: str = "resume") -> tuple[Store, RunManager, RunPersistence]:
+    store = Store.open(tmp_path / "progressd.db")
+    manager = RunManager()
+    return store, manager, RunPersistence(manager, store, config(tmp_path, mode))
+
+
+def submit(manager: RunManager, text: str) -> str:
+    plan = load_plan_text(text, file="shop.yaml", cache=None)
+    return manager.submit(plan, source=text, file="shop.yaml").id
+
+
+def milestone_counts(store: Store, run: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in store.events(run, kind="milestone"):
+        counts[event.milestone] = counts.get(event.milestone, 0) + event.count
+    return counts
+
+
+async def crash_after_first_milestone(tmp_path: Path) -> tuple[str, dict[str, int]]:
+    """A run whose users all reached ``first`` and think for 30 s; its store is then abandoned
+    without the run ending (what a kill -9 leaves): the committed history only."""
+    store, manager, persistence = persisted(tmp_path)
+    run_id = submit(manager, document(second="30s"))
+    run = manager.entry(run_id).run
+    assert run is not None
+    await wait_until(lambda: run.progress().scenarios[0].milestones.get("first") == 5)
+    run.bus.flush(run.clock.now(), force=True)
+    persistence.tick(1e9)
+    persistence.flush()
+    committed = milestone_counts(store, run_id)
+    manager.on_closed.clear()  # the process "dies": nothing more reaches the store
+    run.cancel("crash")
+    await run.wait()
+    store.connection.close()
+    return run_id, committed
+
+
+async def test_persistence_records_a_run_its_events_samples_and_summary(tmp_path: Path) -> None:
+    store, manager, persistence = persisted(tmp_path)
+    run_id = submit(manager, document())
+    entry = manager.entry(run_id)
+    assert entry.run is not None
+    persistence.tick(1e9)
+    async with asyncio.timeout(10):
+        await entry.run.wait()
+        assert entry.closer is not None
+        await entry.closer
+    persistence.flush()
+    stored = store.get_run(run_id)
+    assert stored is not None
+    assert (stored.status, stored.name, stored.source) == ("succeeded", "t", document())
+    assert stored.finished_at is not None and stored.summary["users"] == 5
+    assert milestone_counts(store, run_id) == {"first": 5, "second": 5}
+    assert store.samples(run_id)[0].scenario == "shop"
+    (submitted,) = store.events(run_id, kind="state")
+    assert submitted.detail == {"users": None, "file": "shop.yaml"}
+
+
+async def test_recovery_resumes_users_from_their_stable_points(tmp_path: Path) -> None:
+    run_id, committed = await crash_after_first_milestone(tmp_path)
+    assert committed == {"first": 5}
+    store, manager, persistence = persisted(tmp_path)
+    assert persistence.recover() == [run_id]
+    entry = manager.entry(run_id)
+    assert entry.resumed and entry.run is not None
+    progress = entry.run.progress().scenarios[0]
+    assert progress.milestones["first"] >= committed["first"]  # nothing committed is lost
+    # the users carry on from "first": the 30 s think is ahead of them, not behind
+    assert entry.run.workbook.totals().done_work == 5
+    entry.run.cancel("test over")
+    await entry.run.wait()
+
+
+async def test_recovery_resumed_run_completes_with_every_milestone(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "progressd.db")
+    text = document(second="20ms", users=3)
+    store.add_run("r1", name="t", source=text, status="running")
+    store.record_event("r1", "state", reason="submitted", detail={"users": 2, "file": "x.yaml"})
+    store.flush()
+    store.close()
+    store, manager, persistence = persisted(tmp_path)
+    assert persistence.recover() == ["r1"]
+    entry = manager.entry("r1")
+    assert entry.run is not None and entry.run.plan.total_users == 2  # the users override
+    async with asyncio.timeout(10):
+        summary = await entry.run.wait()
+        assert entry.closer is not None
+        await entry.closer
+    persistence.flush()
+    assert summary.state == "succeeded" and summary.milestones == {"first": 2, "second": 2}
+    assert store.get_run("r1").status == "succeeded"  # type: ignore[union-attr]
+
+
+async def test_recovery_interrupt_mode_marks_running_runs_interrupted(tmp_path: Path) -> None:
+    run_id, _ = await crash_after_first_milestone(tmp_path)
+    store, manager, persistence = persisted(tmp_path, mode="interrupt")
+    assert persistence.recover() == [run_id]
+    persistence.flush()
+    assert len(manager) == 0
+    assert store.get_run(run_id).status == "interrupted"  # type: ignore[union-attr]
+
+
+async def test_recovery_unloadable_source_is_interrupted_not_lost(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "progressd.db")
+    store.add_run("bad", name="t", source="version: 2\nname: [", status="running")
+    store.flush()
+    store.close()
+    store, _, persistence = persisted(tmp_path)
+    persistence.recover()
+    persistence.flush()
+    stored = store.get_run("bad")
+    assert stored is not None and stored.status == "interrupted"
+    assert stored.source == "version: 2\nname: ["
+
+
+async def test_history_merges_live_runs_over_stored_ones(tmp_path: Path) -> None:
+    run_id, _ = await crash_after_first_milestone(tmp_path)
+    store, manager, persistence = persisted(tmp_path, mode="interrupt")
+    persistence.recover()
+    live_id = submit(manager, document(second="30s"))
+    history = query_history(store, manager)
+    assert [r.run for r in history.runs] == [live_id, run_id]
+    assert [(r.state, r.live) for r in history.runs] == [("running", True), ("interrupted", False)]
+    assert [r.run for r in query_history(store, manager, state="interrupted").runs] == [run_id]
+    decoded = msgspec.json.decode(msgspec.json.encode(history))
+    assert decoded["runs"][0]["summary"]["run"] == live_id
+    with pytest.raises(ValueError, match="state: expected one of"):
+        query_history(store, manager, state="bogus")
+    live = manager.entry(live_id).run
+    assert live is not None
+    live.cancel("test over")
+    await live.wait()
+
+
+def test_parse_since_takes_epoch_iso_and_durations() -> None:
+    assert parse_since("1700000000") == 1_700_000_000.0
+    assert parse_since("2023-11-14T22:13:20+00:00") == 1_700_000_000.0
+    assert parse_since("1h", now=7200.0) == 3600.0
+    with pytest.raises(ValueError, match="since: expected epoch seconds"):
+        parse_since("yesterday")
