@@ -155,7 +155,7 @@ class Runner:
                 callback = self._restore_row(row) if restored else self._on_start
                 if callback is None:
                     continue
-                due = now + ramp * i / users if ramp and callback is self._on_start else now
+                due = now + ramp * i / users if ramp and callback == self._on_start else now
                 handle = self.poller.subscribe_timer(due, callback, row, rank)
                 self._handles[row - self._first_row] = handle
         if self._active == 0:
