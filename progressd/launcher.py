@@ -40,12 +40,14 @@ def write_config(
     metrics: str = "127.0.0.1:0",
     deadline: str = "5s",
     extra: str = "",
+    state: str = "",
 ) -> Path:
-    """Write a ``progressd.toml`` for a throwaway daemon; returns its path."""
+    """Write a ``progressd.toml`` for a throwaway daemon; returns its path. ``state``: more
+    ``[state]`` keys (``flush-interval = "100ms"``...)."""
     path = directory / "progressd.toml"
     path.write_text(
         f'[control]\nsocket = "{socket_path}"\n\n[metrics]\nlisten = "{metrics}"\n\n'
-        f'[state]\ndirectory = "state"\n\n[daemon]\nshutdown-deadline = "{deadline}"\n'
+        f'[state]\ndirectory = "state"\n{state}\n[daemon]\nshutdown-deadline = "{deadline}"\n'
         f'log-format = "json"\nlog-level = "debug"\n{extra}',
         encoding="utf-8",
     )
@@ -155,6 +157,7 @@ async def launch_daemon(
     workdir: Path,
     *,
     config_extra: str = "",
+    state_extra: str = "",
     metrics: str = "127.0.0.1:0",
     deadline: str = "5s",
     env: Mapping[str, str] | None = None,
@@ -173,7 +176,12 @@ async def launch_daemon(
     notify, address = _notify_socket()
     socket_path = socket_path or os.path.join(sockdir, "progressd.sock")
     config = write_config(
-        workdir, socket_path=socket_path, metrics=metrics, deadline=deadline, extra=config_extra
+        workdir,
+        socket_path=socket_path,
+        metrics=metrics,
+        deadline=deadline,
+        extra=config_extra,
+        state=state_extra,
     )
     log_path = workdir / "progressd.log"
     child_env: dict[str, Any] = {**os.environ, **(env or {}), "NOTIFY_SOCKET": address}

@@ -94,7 +94,7 @@ async def test_persistence_records_a_run_its_events_samples_and_summary(tmp_path
 async def test_recovery_resumes_users_from_their_stable_points(tmp_path: Path) -> None:
     run_id, committed = await crash_after_first_milestone(tmp_path)
     assert committed == {"first": 5}
-    store, manager, persistence = persisted(tmp_path)
+    _, manager, persistence = persisted(tmp_path)
     assert persistence.recover() == [run_id]
     entry = manager.entry(run_id)
     assert entry.resumed and entry.run is not None

@@ -193,6 +193,8 @@ class RunPersistence:
             self.store.record_event(run.id, "state", reason="submitted", detail=detail)
         self.store.update_run(run.id, started_at=time.time())
         self.recorders[run.id] = RunRecorder.attach(run, self.store)
+        if not entry.resumed:
+            self.flush()  # durable before the submitter hears of it (one small transaction)
 
     def closed(self, entry: RunEntry, summary: RunSummary, stopped_by_daemon: bool) -> None:
         """A run ended. Runs the daemon stopped keep ``running`` (they resume at next start)."""
