@@ -87,8 +87,8 @@ class _Families:
         )
         self.wake = g(
             "progressd_poll_wake_latency_seconds",
-            "Due-to-run latency of fired handles (quantile 1: the exact max).",
-            labels=["run", "quantile"],
+            "Due-to-run latency of fired handles: p50, p99 (bucket edges), max (exact).",
+            labels=["run", "stat"],
         )
         self.queue = g(
             "progressd_poll_queue_depth",
@@ -184,12 +184,12 @@ def _core(f: _Families, run: Run) -> None:
     poll = run.poller.statistics()
     f.iterations.add_metric(labels, poll.iterations)
     f.iteration_s.add_metric(labels, poll.iterations, poll.iteration_seconds_total)
-    for quantile, value in (
-        ("0.5", poll.wake_latency_p50_seconds),
-        ("0.99", poll.wake_latency_p99_seconds),
-        ("1", poll.wake_latency_max_seconds),
+    for stat, value in (
+        ("p50", poll.wake_latency_p50_seconds),
+        ("p99", poll.wake_latency_p99_seconds),
+        ("max", poll.wake_latency_max_seconds),
     ):
-        f.wake.add_metric([run.id, quantile], value)
+        f.wake.add_metric([run.id, stat], value)
     for name, depth in poll.queue_depth.items():
         f.queue.add_metric([run.id, name], depth)
 

@@ -89,10 +89,14 @@ async def kill_and_resume(tmp_path: Path, backend: Backend, point: str) -> None:
         run = reply.run
         if point == "between-milestones":
             await wait_committed(tmp_path, run, "browsed", USERS)
+        elif point == "sigterm":
+            await wait_committed(tmp_path, run, "browsed", 1)
+            assert await daemon.stop(signal.SIGTERM) == 0
         elif point == "during-flush":
             await wait_committed(tmp_path, run, "browsed", 1)
             await asyncio.sleep(0.013)  # flushes commit every 10 ms: land amid them
-        await daemon.stop(signal.SIGKILL)
+        if point != "sigterm":
+            await daemon.stop(signal.SIGKILL)
     before = committed_milestones(tmp_path, run)
     homes_before = backend.counts["/"]
     async with running_daemon(tmp_path, state_extra=state) as daemon:
@@ -109,7 +113,9 @@ async def kill_and_resume(tmp_path: Path, backend: Backend, point: str) -> None:
     assert redone <= USERS - before.get("browsed", 0), (point, before, redone)
 
 
-@pytest.mark.parametrize("point", ["before-first-milestone", "between-milestones", "during-flush"])
+@pytest.mark.parametrize(
+    "point", ["before-first-milestone", "between-milestones", "during-flush", "sigterm"]
+)
 async def test_crash_recovery_kill_9_loses_nothing_before_the_last_stable_point(
     tmp_path: Path, point: str
 ) -> None:
