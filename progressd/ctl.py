@@ -27,6 +27,7 @@ from progressd.client import ControlClient
 from progressd.config import load_config
 from progressd.errors import ControlError, ProgressdError
 from progressd.runs.ctl import SPECS as RUN_SPECS
+from progressd.runs.ctl_history import SPECS as HISTORY_SPECS
 from progressd.runs.ctl_pools import SPECS as POOL_SPECS
 from progressd.units import format_duration
 
@@ -76,6 +77,7 @@ COMMANDS: list[Command] = [
     Command("status", "is the daemon running, and how is it doing", _status),
     *(Command(*spec) for spec in RUN_SPECS),
     *(Command(*spec) for spec in POOL_SPECS),
+    *(Command(*spec) for spec in HISTORY_SPECS),
 ]
 
 

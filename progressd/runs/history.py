@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Annotated
 import msgspec
 
 from progressd.errors import StoreError
-from progressd.store import RunRecord, Store
 from progressd.summary import RunSummary
 from progressd.units import parse_duration
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # progressctl imports this module: keep the store and the run core out
     from progressd.runs.manager import RunEntry, RunManager
+    from progressd.store import RunRecord, Store
 
 __all__ = ["HistoryRecord", "RunHistory", "parse_since", "query_history"]
 

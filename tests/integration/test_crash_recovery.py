@@ -9,8 +9,9 @@ import signal
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
-from harness import running_daemon
+from harness import run_ctl, running_daemon
 
 from progressd.client import ControlClient
 from progressd.launcher import DaemonProcess
@@ -121,3 +122,34 @@ async def test_crash_recovery_kill_9_loses_nothing_before_the_last_stable_point(
 ) -> None:
     async with running_backends() as (backend,):
         await kill_and_resume(tmp_path, backend, point)
+
+
+async def test_history_after_a_kill_with_interrupt_mode_lists_every_run(tmp_path: Path) -> None:
+    async with running_backends() as (backend,):
+        text = SCENARIO.format(users=2, address=backend.address)
+        state = STATE.format(flush="50ms")
+        async with running_daemon(tmp_path, state_extra=state) as daemon:
+            async with ControlClient(daemon.socket_path, timeout=5.0) as client:
+                body = SubmitRequest(text=text)
+                first = await client.request("POST", "/v1/runs", reply=SubmitReply, body=body)
+            await daemon.stop(signal.SIGKILL)
+        interrupt = '\n[recovery]\non-start = "interrupt"\n'
+        async with running_daemon(tmp_path, state_extra=state, config_extra=interrupt) as daemon:
+            quick = text.replace("1500ms", "10ms")
+            async with ControlClient(daemon.socket_path, timeout=5.0) as client:
+                body = SubmitRequest(text=quick)
+                second = await client.request("POST", "/v1/runs", reply=SubmitReply, body=body)
+            assert (await wait_ended(daemon, second.run)).state == "succeeded"
+            env = {"PROGRESSD_SOCKET": daemon.socket_path}
+            listed = await run_ctl("--json", "history", env=env)
+            table = await run_ctl("history", "--state", "interrupted", "--since", "1h", env=env)
+            bad = await run_ctl("history", "--since", "yesterday", env=env)
+    assert listed.code == 0, listed.err
+    runs = msgspec.json.decode(listed.out)["runs"]
+    assert [(r["run"], r["state"], r["live"]) for r in runs] == [
+        (second.run, "succeeded", False),
+        (first.run, "interrupted", False),
+    ]
+    assert runs[0]["summary"]["milestones"] == {"browsed": 2, "checked": 2, "done": 2}
+    assert table.code == 0 and first.run in table.out and second.run not in table.out
+    assert bad.code != 0 and "since: expected epoch seconds" in bad.err
