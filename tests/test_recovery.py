@@ -14,7 +14,9 @@ from progressd.dsl import load_plan_text
 from progressd.runs.history import parse_since, query_history
 from progressd.runs.manager import RunManager
 from progressd.runs.persistence import RunPersistence
+from progressd.runs.snapshots import encode_stable_chunked
 from progressd.store import Store
+from progressd.workbook import Field, Workbook
 
 STEPS = """\
         - think: 0ms
@@ -61,6 +63,7 @@ async def crash_after_first_milestone(tmp_path: Path) -> tuple[str, dict[str, in
     await wait_until(lambda: run.progress().scenarios[0].milestones.get("first") == 5)
     run.bus.flush(run.clock.now(), force=True)
     persistence.tick(1e9)
+    await persistence.wait_snapshots()
     persistence.flush()
     committed = milestone_counts(store, run_id)
     manager.on_closed.clear()  # the process "dies": nothing more reaches the store
@@ -173,3 +176,17 @@ def test_parse_since_takes_epoch_iso_and_durations() -> None:
     assert parse_since("1h", now=7200.0) == 3600.0
     with pytest.raises(ValueError, match="since: expected epoch seconds"):
         parse_since("yesterday")
+
+
+async def test_encode_stable_chunked_yields_and_restores_like_workbook_snapshot() -> None:
+    wb = Workbook(["a", "b"], rows=3000)
+    for row in range(0, 3000, 3):
+        wb.set(row, Field.DONE, row % 11)
+        wb.set_cold(row, Field.VARS, {"token": f"t{row}"})
+        wb.reach_milestone(row, row % 2)
+    result = await encode_stable_chunked(wb, chunk=4096)
+    assert result.turns > 5 and result.version == wb.statistics().version
+    restored, expected = Workbook.restore(result.data), Workbook.restore(wb.snapshot())
+    assert restored.totals() == expected.totals()
+    for row in (0, 1, 2997):
+        assert restored.row_record(row) == expected.row_record(row)

@@ -31,6 +31,7 @@ import asyncio
 import bisect
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from progressd.dsl import load_plan_text
 from progressd.errors import ProgressdError, StoreError
 from progressd.events import Batch
 from progressd.logs import get_logger
+from progressd.runs.snapshots import encode_stable_chunked
 from progressd.store import EventTuple, Store
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class RunRecorder:
     last_sample: float = 0.0
     snapshot_seconds: float = 0.0
     snapshots: int = 0
+    snapshotting: bool = False
 
     @classmethod
     def attach(cls, run: Run, store: Store) -> RunRecorder:
@@ -147,23 +150,44 @@ class RunRecorder:
             )
 
     def snapshot_due(self, now: float, flush_s: float, interval_s: float) -> bool:
-        if not self.stable_changed:
+        if not self.stable_changed or self.snapshotting:
             return False
         since = now - self.last_snapshot
         cheap = self.snapshot_seconds <= SNAPSHOT_BUDGET_S
         return since >= interval_s or (cheap and since >= flush_s)
 
     def snapshot(self, now: float) -> None:
-        """Encode the stable state and hand it, with the held milestones, to the store."""
+        """Encode the stable state at once (one stall: shutdown) and hand it, with the held
+        milestones, to the store."""
+        held, self.held = self.held, Counter()
         began = time.perf_counter()
+        version = self.run.workbook.statistics().version
         data = self.run.workbook.snapshot()
         self.snapshot_seconds = time.perf_counter() - began
-        version = self.run.workbook.statistics().version
-        self.store.record_snapshot(self.run.id, data, version=version)
-        if self.held:
-            self.store.record_event_counts(self.run.id, self.held)
-            self.held = Counter()
+        self._record(now, data, version, held)
+
+    async def snapshot_chunked(self, now: float) -> None:
+        """Like ``snapshot`` but compressed a chunk per loop turn (``snapshots.py``). The
+        milestones held so far are in the export, which happens before the first yield."""
+        held, self.held = self.held, Counter()
         self.stable_changed = False
+        self.snapshotting = True
+        try:
+            result = await encode_stable_chunked(self.run.workbook)
+        except BaseException:
+            self.held.update(held)  # cancelled: they wait for the next snapshot
+            self.stable_changed = True
+            raise
+        finally:
+            self.snapshotting = False
+        self.snapshot_seconds = result.stall_s
+        self._record(now, result.data, result.version, held)
+
+    def _record(self, now: float, data: bytes, version: int, held: Counter[EventTuple]) -> None:
+        self.store.record_snapshot(self.run.id, data, version=version)
+        if held:
+            self.store.record_event_counts(self.run.id, held)
+        self.stable_changed = bool(self.held)
         self.last_snapshot = now
         self.snapshots += 1
 
@@ -178,6 +202,7 @@ class RunPersistence:
         self.recorders: dict[str, RunRecorder] = {}
         self.resumed = 0
         self.interrupted = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         manager.on_started.append(self.started)
         manager.on_closed.append(self.closed)
 
@@ -221,10 +246,23 @@ class RunPersistence:
             if now - recorder.last_sample >= state.sample_interval:
                 recorder.sample(now)
             if recorder.snapshot_due(now, state.flush_interval, state.snapshot_interval):
-                recorder.snapshot(now)
+                self._spawn(recorder.snapshot_chunked(now))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_snapshots(self) -> None:
+        """Wait for the chunked snapshots in progress (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def snapshot_all(self) -> int:
-        """Snapshot every live run now (graceful shutdown); how many."""
+        """Snapshot every live run now, in one go (graceful shutdown); how many. Chunked
+        snapshots in progress are cancelled (their held milestones go with these)."""
+        for task in self._tasks:
+            task.cancel()
         now = time.monotonic()
         live = [r for r in self.recorders.values() if not r.run.finished]
         for recorder in live:
