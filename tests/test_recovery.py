@@ -11,6 +11,7 @@ from run_testkit import scenario, wait_until
 
 from progressd.config import Config, RecoveryConfig, StateConfig
 from progressd.dsl import load_plan_text
+from progressd.runs.backends import running_backends
 from progressd.runs.history import parse_since, query_history
 from progressd.runs.manager import RunManager
 from progressd.runs.persistence import RunPersistence
@@ -190,3 +191,46 @@ async def test_encode_stable_chunked_yields_and_restores_like_workbook_snapshot(
     assert restored.totals() == expected.totals()
     for row in (0, 1, 2997):
         assert restored.row_record(row) == expected.row_record(row)
+
+
+async def test_persistence_records_each_member_state_change_once(tmp_path: Path) -> None:
+    store, manager, persistence = persisted(tmp_path)
+    async with running_backends() as (backend,):
+        text = scenario(
+            "        - think: 30s\n",
+            users=2,
+            name="shop",
+            extra=f"""
+resources:
+  ip-port-pool:
+    backends:
+      members: ["{backend.address}", "127.0.0.1:9"]
+      health-check: {{kind: tcp, interval: 50ms, timeout: 40ms, on-failure: rollback}}
+""",
+            scenario_extra="      resource_lease: {pool: backends, per: user}",
+        )
+        run_id = submit(manager, text)
+        run = manager.entry(run_id).run
+        assert run is not None and run.resources is not None
+        resources = run.resources
+        persistence.tick(0.0)  # the baseline: nothing to record yet
+
+        def dead_state() -> str:
+            (pool,) = resources.pool_records()
+            return next(m.state for m in pool.members if m.address == "127.0.0.1:9")
+
+        first = dead_state()
+        async with asyncio.timeout(5):
+            while True:  # the run's health checks run on the loop's real clock
+                if dead_state() != first:
+                    break
+                await asyncio.sleep(0.02)
+        persistence.tick(0.0)
+        persistence.tick(0.0)  # no change since: nothing more
+        run.cancel("test over")
+        await run.wait()
+    persistence.flush()
+    changes = [e.detail for e in store.events(run_id, kind="state") if e.reason == "member"]
+    assert changes == [
+        {"pool": "backends", "member": "127.0.0.1:9", "from": first, "to": dead_state()}
+    ]

@@ -172,7 +172,8 @@ class RunsApi:
         try:
             await _stream(entry, response, interval)
         except (ConnectionResetError, ConnectionError):
-            log.debug("event stream closed by the reader", run=entry.id)
+            scenario = entry.summary().name
+            log.debug("event stream closed by the reader", run=entry.id, scenario=scenario)
         return response
 
     # -- resources ----------------------------------------------------------------------------

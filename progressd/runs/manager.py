@@ -288,7 +288,10 @@ class RunManager:
             raise ResourceError(f"pool {pool!r} exists in runs {runs}; name one with ?run=")
         owner, manager = owners[0]
         record = manager.drain(pool, member, draining)
-        log.info("member drained" if draining else "member undrained", pool=pool, member=member)
+        entry = self._entries[owner]
+        scenario = entry.run.plan.name if entry.run is not None else ""
+        what = "member drained" if draining else "member undrained"
+        log.info(what, run=owner, scenario=scenario, pool=pool, member=member)
         return owner, record
 
     # -- shutdown ----------------------------------------------------------------------------

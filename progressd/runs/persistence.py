@@ -90,6 +90,7 @@ class RunRecorder:
     snapshot_seconds: float = 0.0
     snapshots: int = 0
     snapshotting: bool = False
+    member_states: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def attach(cls, run: Run, store: Store) -> RunRecorder:
@@ -133,6 +134,28 @@ class RunRecorder:
         if len(self.scenarios) == 1:
             return self.scenarios[0]
         return self.scenarios[bisect.bisect_right(self.first_rows, row) - 1]
+
+    def watch_members(self) -> None:
+        """Log and record each pool member state change once (O(members), per tick)."""
+        manager = self.run.resources
+        if manager is None:
+            return
+        for pool in manager.pool_records():
+            for member in pool.members:
+                key = (pool.name, member.address)
+                before = self.member_states.get(key)
+                self.member_states[key] = member.state
+                if before is None or before == member.state:
+                    continue
+                change = {"pool": pool.name, "member": member.address, "from": before}
+                change["to"] = member.state
+                self.store.record_event(self.run.id, "state", reason="member", detail=change)
+                log.info(
+                    "pool member state changed",
+                    run=self.run.id,
+                    scenario=self.run.plan.name,
+                    **change,
+                )
 
     def sample(self, now: float) -> None:
         """One progress sample per scenario (O(scenarios))."""
@@ -243,6 +266,7 @@ class RunPersistence:
         for recorder in list(self.recorders.values()):
             if recorder.run.finished:
                 continue
+            recorder.watch_members()
             if now - recorder.last_sample >= state.sample_interval:
                 recorder.sample(now)
             if recorder.snapshot_due(now, state.flush_interval, state.snapshot_interval):
@@ -286,7 +310,7 @@ class RunPersistence:
         handled: list[str] = []
         for record in self.store.running_runs():
             if self.config.recovery.on_start == "interrupt":
-                self._interrupt(record.id, "recovery.on-start is interrupt")
+                self._interrupt(record.id, record.name, "recovery.on-start is interrupt")
             else:
                 self._resume(record.id)
             handled.append(record.id)
@@ -311,7 +335,7 @@ class RunPersistence:
                 file=detail.file,
             )
         except ProgressdError as exc:
-            self._interrupt(run_id, f"cannot resume: {exc}")
+            self._interrupt(run_id, stored.name, f"cannot resume: {exc}")
             return
         self.resumed += 1
         log.info(
@@ -321,11 +345,11 @@ class RunPersistence:
             snapshot_version=None if snapshot is None else snapshot.version,
         )
 
-    def _interrupt(self, run_id: str, reason: str) -> None:
+    def _interrupt(self, run_id: str, scenario: str, reason: str) -> None:
         self.store.update_run(run_id, status="interrupted", finished_at=time.time())
         self.store.record_event(run_id, "state", reason="interrupted", detail={"why": reason})
         self.interrupted += 1
-        log.warning("run interrupted", run=run_id, reason=reason)
+        log.warning("run interrupted", run=run_id, scenario=scenario, reason=reason)
 
     def flush(self) -> None:
         """Commit what is buffered now (failures are logged; rows stay buffered)."""
