@@ -27,13 +27,16 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 
+from progressd.resources.members import MEMBER_STATES
+
 if TYPE_CHECKING:
     from progressd.runs.manager import RunManager
     from progressd.runs.persistence import RunPersistence
     from progressd.runs.run import Run
 
-__all__ = ["HTTP_BUCKETS", "RunsCollector"]
+__all__ = ["HTTP_BUCKETS", "WAKE_BUCKETS", "RunsCollector"]
 
+WAKE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _RS = ["run", "scenario"]
 
@@ -85,10 +88,10 @@ class _Families:
             "Wall time of poll iterations.",
             labels=["run"],
         )
-        self.wake = g(
+        self.wake = HistogramMetricFamily(
             "progressd_poll_wake_latency_seconds",
-            "Due-to-run latency of fired handles: p50, p99 (bucket edges), max (exact).",
-            labels=["run", "stat"],
+            "Due-to-run latency of fired handles (sum estimated from bucket upper bounds).",
+            labels=["run"],
         )
         self.queue = g(
             "progressd_poll_queue_depth",
@@ -184,12 +187,7 @@ def _core(f: _Families, run: Run) -> None:
     poll = run.poller.statistics()
     f.iterations.add_metric(labels, poll.iterations)
     f.iteration_s.add_metric(labels, poll.iterations, poll.iteration_seconds_total)
-    for stat, value in (
-        ("p50", poll.wake_latency_p50_seconds),
-        ("p99", poll.wake_latency_p99_seconds),
-        ("max", poll.wake_latency_max_seconds),
-    ):
-        f.wake.add_metric([run.id, stat], value)
+    f.wake.add_metric(labels, *_wake_buckets(poll.wake_latency_buckets))
     for name, depth in poll.queue_depth.items():
         f.queue.add_metric([run.id, name], depth)
 
@@ -201,6 +199,22 @@ def _resources(f: _Families, run: Run) -> None:
     for pool in manager.pool_records():
         f.leases.add_metric([run.id, pool.name], pool.leases_active)
         for member in pool.members:
-            f.members.add_metric([run.id, pool.name, member.address, member.state], 1)
+            for state in MEMBER_STATES:
+                value = 1 if member.state == state else 0
+                f.members.add_metric([run.id, pool.name, member.address, state], value)
     for result, n in manager.statistics().checks.by_result.items():
         f.checks.add_metric([run.id, result], n)
+
+
+def _wake_buckets(
+    buckets: tuple[tuple[float, int], ...],
+) -> tuple[list[tuple[str, float]], float]:
+    """Prometheus ``le`` buckets from the poller's fine buckets (upper bounds within 12.5 %),
+    and a sum estimated from those upper bounds (the poller keeps no exact sum)."""
+    total = sum(n for _, n in buckets)
+    estimate = sum(bound * n for bound, n in buckets)
+    out: list[tuple[str, float]] = []
+    for le in WAKE_BUCKETS:
+        out.append((f"{le:g}", sum(n for bound, n in buckets if bound <= le)))
+    out.append(("+Inf", total))
+    return out, estimate

@@ -106,10 +106,13 @@ async def test_runs_collector_exposes_every_metric_of_a_live_run(tmp_path: Path)
     assert http["+Inf"] == 8.0
     milestones = families["progressd_milestone_reached_users"]
     assert [(s[0]["milestone"], s[1]) for s in milestones] == [("browsed", 4.0)]
-    assert {s[0]["member"] for s in families["progressd_pool_member_state"]} == {
-        backend.address,
-        other.address,
-    }
+    states = families["progressd_pool_member_state"]
+    assert {s[0]["member"] for s in states} == {backend.address, other.address}
+    for member in (backend.address, other.address):
+        current = [s[0]["state"] for s in states if s[0]["member"] == member and s[1] == 1]
+        assert len(current) == 1 and len([s for s in states if s[0]["member"] == member]) == 4
+    wake = {s[0].get("le"): s[1] for s in families["progressd_poll_wake_latency_seconds"]}
+    assert wake["+Inf"] >= wake["0.25"] > 0
     for name, samples in families.items():
         for labels, _ in samples:
             assert "user" not in labels and "row" not in labels, name
