@@ -234,3 +234,52 @@ resources:
     assert changes == [
         {"pool": "backends", "member": "127.0.0.1:9", "from": first, "to": dead_state()}
     ]
+
+
+TWO = """
+version: 2
+name: t
+load:
+  scenarios:
+    - name: a
+      users: 2
+      iterations: 1
+      steps:
+        - think: 0ms
+        - milestone: first
+        - think: 30s
+    - name: b
+      users: 3
+      iterations: 1
+      steps:
+        - think: 0ms
+        - think: 0ms
+        - milestone: first
+        - think: 30s
+"""
+
+
+async def test_recovery_restores_per_scenario_figures_of_a_two_scenario_run(
+    tmp_path: Path,
+) -> None:
+    store, manager, persistence = persisted(tmp_path)
+    run_id = submit(manager, TWO)
+    run = manager.entry(run_id).run
+    assert run is not None
+    await wait_until(lambda: run.progress().scenarios[1].milestones.get("first") == 3)
+    persistence.tick(1e9)
+    await persistence.wait_snapshots()
+    persistence.flush()
+    manager.on_closed.clear()
+    run.cancel("crash")
+    await run.wait()
+    store.connection.close()
+    _, manager, persistence = persisted(tmp_path)
+    persistence.recover()
+    resumed = manager.entry(run_id).run
+    assert resumed is not None
+    a, b = resumed.scenario_figures()
+    assert (a.done, b.done) == (2, 6)
+    assert (a.users, a.finished, b.users, b.finished) == (2, 0, 3, 0)
+    resumed.cancel("test over")
+    await resumed.wait()

@@ -127,6 +127,8 @@ class Run:
         if restored is not None:
             _restore_stable(self.workbook, restored)
         self.figures = Figures(self.plan, self.runner, self.clock)
+        if self.restored and self.figures.tally is not None:
+            self.figures.tally.seed()
         self._register_steps()
         if self.lease_waits is not None:
             self._leases = RunLeases(self.plan, self.runner, self.figures.first_rows, self.id)

@@ -80,3 +80,20 @@ class ScenarioTally:
                 counts[self._status[local]] -= 1
                 counts[value] += 1
                 self._status[local] = value
+
+    def seed(self) -> None:
+        """Read every row once (a run restored from a snapshot: its rows were filled without
+        field events). O(users), called once before the run starts."""
+        wb = self._workbook
+        base = self._first[0]
+        for index, first in enumerate(self._first):
+            end = self._first[index + 1] if index + 1 < len(self._first) else base + len(self._done)
+            for row in range(first, end):
+                local = row - base
+                done, iteration = int(wb.get(row, _DONE)), int(wb.get(row, _ITER))
+                status = int(wb.get(row, _STATUS))
+                self.done[index] += done - self._done[local]
+                self.iterations[index] += iteration - self._iters[local]
+                self.statuses[index][self._status[local]] -= 1
+                self.statuses[index][status] += 1
+                self._done[local], self._iters[local], self._status[local] = done, iteration, status
