@@ -97,7 +97,7 @@ class Runner:
         self._ranks = {
             name: self._rank(name) for name in ("step", "timer", "condition", "external")
         }
-        self._guards = GuardWaits(self._context, poller.make_ready)
+        self._guards = GuardWaits(self._context, poller, self._ranks["condition"], recheck_interval)
         self._on_think_cb = self._on_think
         self._timer_rank = self._ranks["timer"]
         self._on_resume_cb = self._on_resume
@@ -123,7 +123,6 @@ class Runner:
         self._iterations = 0
         self._in_flight = 0
         self._rollbacks = 0
-        self._recheck: ProgressPollable | None = None
         self._finished: asyncio.Future[RunState] | None = None
         self._milestone_hooks: list[MilestoneHook] = []
 
@@ -345,23 +344,6 @@ class Runner:
         )
         self._handles[row - self._first_row] = handle
         self._guards.add(row, guard, handle)
-        if "run" in {f.partition(".")[0] for f in guard.fields}:
-            self._ensure_recheck()
-
-    def _ensure_recheck(self) -> None:
-        if self._recheck is None or not self._recheck.pending:
-            self._recheck = self.poller.subscribe_timer(
-                self.poller.now + self.recheck_interval,
-                self._on_recheck,
-                None,
-                self._ranks["condition"],
-                PollableKind.PROGRESS_CHECK,
-            )
-
-    def _on_recheck(self, handle: ProgressPollable) -> None:
-        self._guards.touch_run()
-        if self._guards.run_waiters and self.state == "running":
-            self._ensure_recheck()
 
     def _on_resume(self, handle: ProgressPollable) -> None:
         """A guard now holds, or the user resumes after a rollback or a long inline run."""
@@ -487,8 +469,7 @@ class Runner:
                 row = local + self._first_row
                 self._drop_handle(row)
                 self._finish(row, status)
-        if self._recheck is not None:
-            self.poller.cancel(self._recheck)
+        self._guards.close()
         self._end(state, reason)
 
     def _end(self, state: RunState, reason: str | None = None) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from progressd.dsl import CompiledCondition, Context
-from progressd.poller import ProgressPollable
+from progressd.poller import PollableKind, Poller, ProgressPollable
 
 __all__ = ["WAITABLE_ROOTS", "GuardWaits", "roots_of", "waitable"]
 
@@ -48,20 +48,31 @@ class GuardWaits:
     """The rows waiting on a guard; at most one per row.
 
     ``context_of(row)`` builds the evaluation context; a guard that holds on re-check has its
-    handle made ready through ``make_ready`` (the poller then runs the user's step).
+    handle made ready on ``poller``. While some guard reads ``run.*``, one PROGRESS_CHECK timer
+    (class ``rank``) re-checks those guards every ``interval`` seconds.
     """
 
-    __slots__ = ("_by_row", "_context_of", "_make_ready", "_run_rows", "rechecks")
+    __slots__ = (
+        "_by_row",
+        "_context_of",
+        "_poller",
+        "_rank",
+        "_recheck",
+        "_run_rows",
+        "interval",
+        "rechecks",
+    )
 
     def __init__(
-        self,
-        context_of: Callable[[int], Context],
-        make_ready: Callable[[ProgressPollable], object],
+        self, context_of: Callable[[int], Context], poller: Poller, rank: int, interval: float
     ) -> None:
         self._context_of = context_of
-        self._make_ready = make_ready
+        self._poller = poller
+        self._rank = rank
+        self.interval = interval
         self._by_row: dict[int, _Wait] = {}
         self._run_rows: dict[int, _Wait] = {}
+        self._recheck: ProgressPollable | None = None
         self.rechecks = 0
 
     def __len__(self) -> int:
@@ -77,6 +88,12 @@ class GuardWaits:
         self._by_row[row] = wait
         if "run" in wait.roots:
             self._run_rows[row] = wait
+            self._ensure_recheck()
+
+    def close(self) -> None:
+        """Stop the periodic re-check (the run ended)."""
+        if self._recheck is not None:
+            self._poller.cancel(self._recheck)
 
     def discard(self, row: int) -> None:
         self._by_row.pop(row, None)
@@ -88,20 +105,35 @@ class GuardWaits:
         wait = self._by_row.get(row)
         if wait is None or field.partition(".")[0] not in wait.roots:
             return False
-        return self._recheck(row, wait)
+        return self._evaluate(row, wait)
 
     def touch_run(self) -> int:
         """``run.*`` changed (time passed): re-check every guard reading it; return how many
         now hold."""
         released = 0
         for row, wait in list(self._run_rows.items()):
-            released += self._recheck(row, wait)
+            released += self._evaluate(row, wait)
         return released
 
-    def _recheck(self, row: int, wait: _Wait) -> bool:
+    def _evaluate(self, row: int, wait: _Wait) -> bool:
         self.rechecks += 1
         if not wait.condition.evaluate(self._context_of(row)):
             return False
         self.discard(row)
-        self._make_ready(wait.handle)
+        self._poller.make_ready(wait.handle)
         return True
+
+    def _ensure_recheck(self) -> None:
+        if self._recheck is None or not self._recheck.pending:
+            self._recheck = self._poller.subscribe_timer(
+                self._poller.now + self.interval,
+                self._on_recheck,
+                None,
+                self._rank,
+                PollableKind.PROGRESS_CHECK,
+            )
+
+    def _on_recheck(self, handle: ProgressPollable) -> None:
+        self.touch_run()
+        if self._run_rows:
+            self._ensure_recheck()
