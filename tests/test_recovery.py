@@ -128,6 +128,7 @@ async def test_recovery_resumed_run_completes_with_every_milestone(tmp_path: Pat
     persistence.flush()
     assert summary.state == "succeeded" and summary.milestones == {"first": 2, "second": 2}
     assert store.get_run("r1").status == "succeeded"  # type: ignore[union-attr]
+    assert [e.reason for e in store.events("r1", kind="state")] == ["submitted", "resumed"]
 
 
 async def test_recovery_interrupt_mode_marks_running_runs_interrupted(tmp_path: Path) -> None:

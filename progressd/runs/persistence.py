@@ -239,7 +239,9 @@ class RunPersistence:
             self.store.add_run(run.id, name=run.plan.name, source=entry.source, status="running")
             detail = SubmittedDetail(users=entry.users, file=entry.file).encode()
             self.store.record_event(run.id, "state", reason="submitted", detail=detail)
-        self.store.update_run(run.id, started_at=time.time())
+            self.store.update_run(run.id, started_at=time.time())
+        else:
+            self.store.record_event(run.id, "state", reason="resumed")
         self.recorders[run.id] = RunRecorder.attach(run, self.store)
         if not entry.resumed:
             self.flush()  # durable before the submitter hears of it (one small transaction)
