@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from run_testkit import scenario, wait_until
 
-from progressd.config import Config, RecoveryConfig, StateConfig
+from progressd.config import Config, RecoveryConfig, Seconds, StateConfig
 from progressd.dsl import load_plan_text
 from progressd.runs.backends import running_backends
 from progressd.runs.history import parse_since, query_history
@@ -28,7 +28,9 @@ STEPS = """\
 
 
 def config(tmp_path: Path, mode: str = "resume") -> Config:
-    state = StateConfig(directory=str(tmp_path), flush_interval=0.01, sample_interval=0.0)
+    state = StateConfig(
+        directory=str(tmp_path), flush_interval=Seconds(0.01), sample_interval=Seconds(0.0)
+    )
     return Config(state=state, recovery=RecoveryConfig(on_start=mode))  # type: ignore[arg-type]
 
 
