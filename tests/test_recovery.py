@@ -286,3 +286,49 @@ async def test_recovery_restores_per_scenario_figures_of_a_two_scenario_run(
     assert (a.users, a.finished, b.users, b.finished) == (2, 0, 3, 0)
     resumed.cancel("test over")
     await resumed.wait()
+
+
+async def test_recovery_resumed_users_lease_again_and_do_not_redo_stable_work(
+    tmp_path: Path,
+) -> None:
+    async with running_backends((0, 0)) as (one, two):
+        text = scenario(
+            """\
+        - {name: home, http: {method: GET, url: "http://{{ lease.address }}/"}}
+        - milestone: first
+        - think: 300ms
+        - {name: again, http: {method: GET, url: "http://{{ lease.address }}/health"}}
+        - milestone: second
+""",
+            users=4,
+            name="shop",
+            extra=f"""
+resources:
+  ip-port-pool:
+    backends:
+      members: ["{one.address}", "{two.address}"]
+      health-check: {{kind: tcp, interval: 100ms, timeout: 50ms, on-failure: rollback}}
+""",
+            scenario_extra="      resource_lease: {pool: backends, per: user}",
+        )
+        store, manager, persistence = persisted(tmp_path)
+        run_id = submit(manager, text)
+        run = manager.entry(run_id).run
+        assert run is not None
+        await wait_until(lambda: run.progress().scenarios[0].milestones.get("first") == 4)
+        persistence.tick(1e9)
+        await persistence.wait_snapshots()
+        persistence.flush()
+        manager.on_closed.clear()
+        run.cancel("crash")
+        await run.wait()
+        store.connection.close()
+        _, manager, persistence = persisted(tmp_path)
+        persistence.recover()
+        resumed = manager.entry(run_id).run
+        assert resumed is not None
+        async with asyncio.timeout(10):
+            summary = await resumed.wait()
+    assert summary.state == "succeeded" and summary.milestones == {"first": 4, "second": 4}
+    assert one.counts["/"] + two.counts["/"] == 4  # nobody fetched home twice
+    assert one.counts["/health"] + two.counts["/health"] == 4  # tcp checks send no HTTP
