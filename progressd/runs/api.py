@@ -124,6 +124,8 @@ class RunsApi:
             )  # fmt: skip
         except ValueError as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
+        except StateError as exc:  # no store installed or open: no history to read
+            raise ApiError(503, "unavailable", str(exc)) from None
         return json_response(history)
 
     async def show(self, request: web.Request) -> web.Response:

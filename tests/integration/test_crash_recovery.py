@@ -14,8 +14,10 @@ import pytest
 from harness import run_ctl, running_daemon
 
 from progressd.client import ControlClient
+from progressd.errors import ControlError
 from progressd.launcher import DaemonProcess
 from progressd.runs.backends import Backend, running_backends
+from progressd.runs.history import RunHistory
 from progressd.runs.messages import SubmitReply, SubmitRequest
 from progressd.summary import RunSummary
 
@@ -144,6 +146,11 @@ async def test_history_after_a_kill_with_interrupt_mode_lists_every_run(tmp_path
             listed = await run_ctl("--json", "history", env=env)
             table = await run_ctl("history", "--state", "interrupted", "--since", "1h", env=env)
             bad = await run_ctl("history", "--since", "yesterday", env=env)
+            async with ControlClient(daemon.socket_path, timeout=5.0) as client:
+                with pytest.raises(ControlError, match=r"limit: expected 1\.\.10000, got 0"):
+                    await client.get("/v1/runs?limit=0", RunHistory)
+                with pytest.raises(ControlError, match="state: expected one of"):
+                    await client.get("/v1/runs?state=done", RunHistory)
     assert listed.code == 0, listed.err
     runs = msgspec.json.decode(listed.out)["runs"]
     assert [(r["run"], r["state"], r["live"]) for r in runs] == [
