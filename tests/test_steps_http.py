@@ -3,14 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from typing import Any
 
 import pytest
 from run_testkit import run_text, scenario
 
+from progressd.dsl import StepPlan, load_plan_text
 from progressd.errors import StateError
+from progressd.http import HttpClient
+from progressd.http.client import parse_address
+from progressd.runner import StepOutcome
 from progressd.runs.backends import running_backends
-from progressd.steps import extract_path
+from progressd.steps import HttpStepExecutor, extract_path
+from progressd.steps.metrics import ScenarioMetrics
 from progressd.workbook import Field
 
 
@@ -169,3 +176,46 @@ async def test_http_step_templated_origin_and_query_only_target() -> None:
         run, _ = await run_text(text)
     assert backend.counts["/"] == 3
     assert run.figures.metrics["s"].errors_by_class == {"request": 3}
+
+
+class _Call:
+    """A step call completed into a future (the executor's side of ``StepCall``)."""
+
+    def __init__(self, step: StepPlan, context: dict[str, Any]) -> None:
+        self.step = step
+        self.context = context
+        self.row = 0
+        self.done: asyncio.Future[StepOutcome] = asyncio.get_running_loop().create_future()
+
+    def complete(self, outcome: StepOutcome) -> bool:
+        self.done.set_result(outcome)
+        return True
+
+    def fail(self, error: str, **fields: Any) -> bool:
+        return self.complete(StepOutcome(ok=False, error=error, **fields))
+
+
+async def _send(executor: HttpStepExecutor, step: StepPlan, addr: str) -> StepOutcome:
+    call = _Call(step, {"vars": {"addr": addr}})
+    executor.start(call)  # type: ignore[arg-type]
+    async with asyncio.timeout(5):
+        return await call.done
+
+
+async def test_http_step_templated_url_reaches_each_rendered_member_and_a_reopened_pool() -> None:
+    text = scenario(
+        '        - http: {method: GET, url: "http://{{ vars.addr }}/"}\n', extra='vars: {addr: "x"}'
+    )
+    step = load_plan_text(text, file="t.yaml", cache=None).scenarios[0].steps[0]
+    client = HttpClient()
+    executor = HttpStepExecutor(client)
+    executor.register(step, ScenarioMetrics(name="s"))
+    async with running_backends((0, 0)) as (a, b):
+        for addr in (a.address, b.address, a.address):
+            assert (await _send(executor, step, addr)).ok
+        client.discard(parse_address(a.address))  # the cached pool of a is closed now
+        assert (await _send(executor, step, a.address)).ok
+        bad = await _send(executor, step, "127.0.0.1:notaport")
+        await client.wait_closed()
+    assert (a.counts["/"], b.counts["/"]) == (3, 1)
+    assert not bad.ok and "could not be sent" in (bad.error or "")

@@ -163,6 +163,11 @@ class HttpPool:
         else:
             self._dispatch(ex)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the pool was closed (a caller holding it must ask its client again)."""
+        return self._closed
+
     def close(self) -> None:
         """Close every connection; requests waiting or in flight complete with ``cancelled``."""
         if self._closed:

@@ -20,7 +20,7 @@ Default expectation: without ``expect.status`` a status of 400 or above is an er
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -37,7 +37,7 @@ from progressd.dsl import (
 )
 from progressd.dsl.templates import has_placeholders
 from progressd.errors import StateError
-from progressd.http import EncodedRequest, HttpClient, HttpResult, Origin, PoolClosedError
+from progressd.http import EncodedRequest, HttpClient, HttpPool, HttpResult, Origin, PoolClosedError
 from progressd.http.request import encode_request, parse_url
 from progressd.runner import StepCall, StepOutcome
 from progressd.steps.leases import LeaseWaits
@@ -51,6 +51,7 @@ DEFAULT_TIMEOUT_S = 30.0
 _PATH_PART = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]")
 _URL = re.compile(r"(https?://[^/?#]+)([^#]*)")
 _ORIGINS_MAX = 4096
+_SENT_MAX = 1024
 _JSON_TYPE = ("Content-Type", "application/json")
 _MISSING = object()
 
@@ -105,6 +106,15 @@ class _PreparedHttp:
     extract: tuple[Extractor, ...]
     metrics: StepMetrics
     reads_lease: bool = False
+    url_only: bool = False
+    """Only the URL is templated: requests are cached per rendered URL (``sent``)."""
+    simple: bool = False
+    """``expect`` is a status list only and nothing is extracted: the completion's fast path."""
+    pool: HttpPool | None = None
+    """The pool of a fully static request (``encoded``), resolved on first use."""
+    sent: dict[str, tuple[HttpPool, EncodedRequest]] = field(default_factory=dict)
+    """Rendered URL -> its pool and encoded request (``url_only`` steps; at most
+    ``_SENT_MAX``, cleared when full): a lease member's URL is encoded once, not per request."""
 
 
 def _no_lease(prep: _PreparedHttp, call: StepCall) -> None:
@@ -171,9 +181,21 @@ class HttpStepExecutor:
             waits.park(call, prep.timeout, self.start, partial(_no_lease, prep))
             return
         try:
-            origin, request = self._encode(prep, call.context)
-            pool = self._client.pool_for(origin)
-            pool.send(request, timeout=prep.timeout, on_done=_Completion(prep, call))
+            if prep.encoded is not None:  # nothing templated: the same bytes for every user
+                pool = prep.pool
+                if pool is None or pool.closed:
+                    pool = prep.pool = self._client.pool_for(prep.origin[0])  # type: ignore[index]
+                request = prep.encoded
+            elif prep.url_only:
+                url = prep.url.render(call.context)
+                sent = prep.sent.get(url)
+                if sent is None or sent[0].closed:
+                    sent = self._encode_url(prep, url)
+                pool, request = sent
+            else:
+                origin, request = self._encode(prep, call.context)
+                pool = self._client.pool_for(origin)
+            pool.send(request, timeout=prep.timeout, on_done=partial(_on_done, prep, call))
         except (RenderError, ValueError, PoolClosedError) as exc:
             prep.metrics.end("request")
             call.fail(f"{prep.name}: the request could not be sent: {exc}")
@@ -219,7 +241,27 @@ class HttpStepExecutor:
         )
         if static:
             prep.encoded = self._encode(prep, {})[1]
+        prep.url_only = (
+            bool(url.fields)
+            and not json_templated
+            and all(not t.fields for _, t in headers)
+            and (prep.body is None or not prep.body.fields)
+        )
+        prep.simple = bool(prep.statuses) and prep.max_latency is None and not prep.extract
         return prep
+
+    def _encode_url(self, prep: _PreparedHttp, url: str) -> tuple[HttpPool, EncodedRequest]:
+        """Encode a ``url_only`` step's request for the rendered ``url`` and remember it.
+
+        Raises:
+            ValueError: for a bad URL or target.
+        """
+        origin, request = self._encode_rendered(prep, url, {})
+        sent = prep.sent
+        if len(sent) >= _SENT_MAX:
+            sent.clear()
+        entry = sent[url] = (self._client.pool_for(origin), request)
+        return entry
 
     def _split(self, url: str) -> tuple[Origin, str, str]:
         """``parse_url`` with the origin parsed once per ``scheme://host:port``: the origin,
@@ -247,7 +289,20 @@ class HttpStepExecutor:
 
     def _encode(self, prep: _PreparedHttp, ctx: Context) -> tuple[Origin, EncodedRequest]:
         """Raises: RenderError, ValueError (bad URL, header or target)."""
-        origin, host, target = prep.origin or self._split(prep.url.render(ctx))
+        if prep.origin is not None:
+            return self._encode_rendered(prep, None, ctx)
+        return self._encode_rendered(prep, prep.url.render(ctx), ctx)
+
+    def _encode_rendered(
+        self, prep: _PreparedHttp, url: str | None, ctx: Context
+    ) -> tuple[Origin, EncodedRequest]:
+        """Encode with ``url`` already rendered (``None``: the step's static origin).
+
+        Raises:
+            RenderError, ValueError: a template read a missing field; a bad URL, header or
+                target.
+        """
+        origin, host, target = prep.origin if url is None else self._split(url)  # type: ignore[misc]
         if prep.encoded is not None:
             return origin, prep.encoded
         headers = [(k, t.render(ctx)) for k, t in prep.headers]
@@ -262,37 +317,35 @@ class HttpStepExecutor:
         return origin, encode_request(prep.method, target, host, headers, body)
 
 
-class _Completion:
-    """The ``on_done`` of one request: judges the response and completes the user's call."""
-
-    __slots__ = ("call", "prep")
-
-    def __init__(self, prep: _PreparedHttp, call: StepCall) -> None:
-        self.prep = prep
-        self.call = call
-
-    def __call__(self, result: HttpResult) -> None:
-        prep = self.prep
-        metrics = prep.metrics
-        scenario = metrics.scenario
-        scenario.requests += 1
-        latency = result.latency_s
-        if result.error is not None:
-            scenario.http_failed += 1
-            metrics.end(result.error)
-            self.call.fail(f"{prep.name}: {result.error}", latency_s=latency)
-            return
-        metrics.latency.record(latency)
-        failure = _judge(prep, metrics, result)
-        variables: dict[str, Any] | None = None
-        if failure is None and prep.extract:
-            variables, failure = _extract(prep, result)
-        if failure is not None:
-            metrics.end(failure[0])
-            self.call.fail(failure[1], latency_s=latency)
-            return
-        metrics.end(None)
-        self.call.complete(StepOutcome(ok=True, vars=variables, latency_s=latency))
+def _on_done(prep: _PreparedHttp, call: StepCall, result: HttpResult) -> None:
+    """The ``on_done`` of one request (bound with ``partial``: no Python ``__init__`` per
+    request): judges the response and completes the user's call."""
+    metrics = prep.metrics
+    scenario = metrics.scenario
+    scenario.requests += 1
+    latency = result.latency_s
+    if result.error is not None:
+        scenario.http_failed += 1
+        metrics.end(result.error)
+        call.fail(f"{prep.name}: {result.error}", latency_s=latency)
+        return
+    metrics.latency.record(latency)
+    if prep.simple and result.status in prep.statuses:  # the common case, inlined
+        scenario.checks += 1
+        scenario.checks_passed += 1
+        scenario.steps += 1
+        call.complete(StepOutcome(ok=True, latency_s=latency))
+        return
+    failure = _judge(prep, metrics, result)
+    variables: dict[str, Any] | None = None
+    if failure is None and prep.extract:
+        variables, failure = _extract(prep, result)
+    if failure is not None:
+        metrics.end(failure[0])
+        call.fail(failure[1], latency_s=latency)
+        return
+    metrics.end(None)
+    call.complete(StepOutcome(ok=True, vars=variables, latency_s=latency))
 
 
 def _judge(prep: _PreparedHttp, metrics: StepMetrics, result: HttpResult) -> tuple[str, str] | None:
