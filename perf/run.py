@@ -10,7 +10,8 @@ requests; CPU time is ``time.process_time()`` over the window. Phases, best of `
 - ``client``: ``HttpPool`` driven by callbacks (perf/http.py), no runner;
 - ``run``: a ``Run`` of a duration-bound scenario, N users, one ``GET`` step, think 0 — every
   request goes through the runner's pollables, the workbook, the event bus and the step
-  executor's templates, expectations and histograms — cancelled after the window.
+  executor's templates, expectations and histograms — cancelled after the window
+  (``measure_run`` of perf/http.py, which reports the same figures next to aiohttp and Locust).
 
 Usage: python perf/run.py [--seconds 2.5] [--rounds 2] [--no-nginx]
 """
@@ -18,12 +19,10 @@ Usage: python perf/run.py [--seconds 2.5] [--rounds 2] [--no-nginx]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -31,23 +30,6 @@ import uvloop
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-from progressd.dsl import load_plan_text  # noqa: E402
-from progressd.runs import Run  # noqa: E402
-
-SCENARIO = """
-version: 2
-name: perf
-load:
-  scenarios:
-    - name: s
-      users: {users}
-      duration: 1h
-      steps:
-        - name: get
-          http: {{method: GET, url: "http://127.0.0.1:{port}{path}", timeout: 10s}}
-          expect: {{status: 200}}
-"""
 
 
 def _perf_http() -> ModuleType:
@@ -58,28 +40,6 @@ def _perf_http() -> ModuleType:
     sys.modules["perf_http"] = module
     spec.loader.exec_module(module)
     return module
-
-
-async def measure_run(
-    port: int, path: str, users: int, seconds: float, warmup: float
-) -> dict[str, float]:
-    text = SCENARIO.format(users=users, port=port, path=path)
-    run = Run(load_plan_text(text, file="perf.yaml", cache=None))
-    metrics = run.figures.metrics["s"]
-    run.start()
-    await asyncio.sleep(warmup)
-    n0, c0, t0 = metrics.requests, time.process_time(), time.perf_counter()
-    await asyncio.sleep(seconds)
-    n1, c1, t1 = metrics.requests, time.process_time(), time.perf_counter()
-    errors = metrics.steps_failed
-    run.cancel("benchmark window over")
-    await run.wait()
-    done = n1 - n0
-    return {
-        "req_per_s": round(done / (t1 - t0), 1),
-        "cpu_s_per_request": (c1 - c0) / done if done else float("nan"),
-        "errors": errors,
-    }
 
 
 async def phases(
@@ -95,7 +55,7 @@ async def phases(
         for users in (100, 1000):
             keep(f"floor_{users}", await ph.measure(ph.floor_users(port, users), seconds))
             keep(f"client_{users}", await ph.measure(ph.client_users(port, users), seconds))
-            keep(f"run_{users}", await measure_run(port, ph.PATH, users, seconds, ph.WARMUP_S))
+            keep(f"run_{users}", await ph.measure_run(port, users, seconds))
     return figures
 
 
