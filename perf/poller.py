@@ -140,14 +140,17 @@ async def bare_loop(chains: int, seconds: float) -> Rates:
 
 
 class NullWriteWorkbook(Workbook):
-    """A ``Workbook`` whose per-step writes (``add``/``set``) do nothing: measures the runner and
-    poller without the store's write cost — the ceiling a cheaper write path could approach.
-    Reported separately (``*_null_store``), never as the progressd figure."""
+    """A ``Workbook`` whose per-step writes (``add``/``set``/``advance``) do nothing: measures
+    the runner and poller without the store's write cost — the ceiling a cheaper write path
+    could approach. Reported separately (``*_null_store``), never as the progressd figure."""
 
     def add(self, row: int, field: Field, delta: int | float) -> None:
         return None
 
     def set(self, row: int, field: Field, value: int | float) -> None:
+        return None
+
+    def advance(self, row: int, step: int, done: int = 0, iterations: int = 0) -> None:
         return None
 
 

@@ -46,7 +46,10 @@ milestone_ops = st.tuples(st.just("milestone"), rows, st.integers(0, len(MILESTO
 rollback_ops = st.tuples(
     st.just("rollback"), st.lists(rows, max_size=3), st.sampled_from(["manual", "lease-lost"])
 )
-any_op = st.one_of(set_ops, add_ops, cold_ops, error_ops, milestone_ops, rollback_ops)
+advance_ops = st.tuples(
+    st.just("advance"), rows, st.integers(0, 4), st.integers(0, 2), st.integers(0, 1)
+)
+any_op = st.one_of(set_ops, add_ops, advance_ops, cold_ops, error_ops, milestone_ops, rollback_ops)
 
 
 @dataclass
@@ -83,6 +86,11 @@ class Reference:
                 self._write(row, f, value)
             case ("add", row, f, delta):
                 self._write(row, f, self.rows[row].hot[f] + delta)
+            case ("advance", row, step, done, iterations):
+                hot = self.rows[row].hot
+                self._write(row, Field.STEP, step)
+                self._write(row, Field.DONE, hot[Field.DONE] + done)
+                self._write(row, Field.ITERATION, hot[Field.ITERATION] + iterations)
             case ("cold", row, f, value):
                 self._cold(row, f, value)
             case ("error", row, text):
@@ -164,6 +172,12 @@ def run_op(model: Workbook | LegacyWorkbook, op: Op) -> None:
             model.set(row, f, value)
         case ("add", row, f, delta):
             model.add(row, f, delta)
+        case ("advance", row, step, done, iterations) if isinstance(model, Workbook):
+            model.advance(row, step, done, iterations)
+        case ("advance", row, step, done, iterations):  # the legacy model: three writes
+            model.set(row, Field.STEP, step)
+            model.add(row, Field.DONE, done)
+            model.add(row, Field.ITERATION, iterations)
         case ("cold", row, f, value):
             model.set_cold(row, f, value)
         case ("error", row, text):

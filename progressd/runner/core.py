@@ -99,6 +99,7 @@ class Runner:
         }
         self._guards = GuardWaits(self._context, poller, self._ranks["condition"], recheck_interval)
         self._on_think_cb = self._on_think
+        self._wb_advance = self.workbook.advance
         self._timer_rank = self._ranks["timer"]
         self._on_resume_cb = self._on_resume
         self._init_counters()
@@ -209,22 +210,17 @@ class Runner:
         row = handle.owner
         local = row - self._first_row
         sc = self._scenarios[self._row_scenario[local]]
-        wb = self.workbook
         self._steps_run += 1
-        wb.add(row, _DONE, 1)
         p = self._steps[local] + 1
         if p < len(sc.kinds):
             self._steps[local] = p
-            wb.set(row, _STEP, p)
+            self._wb_advance(row, p, 1)
         else:
             self._iterations += 1
             iteration = self._iters[local] + 1
             self._iters[local] = iteration
-            wb.add(row, _ITERATION, 1)
-            if p > 1:
-                self._steps[local] = 0
-                wb.set(row, _STEP, 0)
-            p = 0
+            self._steps[local] = p = 0
+            self._wb_advance(row, 0, 1, 1)
             limit = sc.iterations
             if (
                 iteration >= limit
@@ -287,23 +283,19 @@ class Runner:
 
     def _advance(self, row: int, sc: PreparedScenario, work: bool) -> bool:
         """Finish the current step; return ``False`` when the user is done."""
-        wb = self.workbook
         local = row - self._first_row
         if work:
             self._steps_run += 1
-            wb.add(row, _DONE, 1)
         p = self._steps[local] + 1
         if p < len(sc.kinds):
             self._steps[local] = p
-            wb.set(row, _STEP, p)
+            self.workbook.advance(row, p, int(work))
             return True
         self._iterations += 1
         iteration = self._iters[local] + 1
         self._iters[local] = iteration
-        wb.add(row, _ITERATION, 1)
-        if p > 1:
-            self._steps[local] = 0
-            wb.set(row, _STEP, 0)
+        self._steps[local] = 0
+        self.workbook.advance(row, 0, int(work), 1)
         if self._user_done(sc, iteration):
             self._finish(row, int(Status.DONE))
             return False

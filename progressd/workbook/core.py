@@ -87,7 +87,9 @@ class Workbook:
         "_commits",
         "_dirty",
         "_dirty_rows",
+        "_done_col",
         "_hot",
+        "_iters_col",
         "_journal",
         "_milestones",
         "_reached",
@@ -95,6 +97,7 @@ class Workbook:
         "_snapshot_sizes",
         "_stable",
         "_staging",
+        "_steps_col",
         "_stride",
         "_version",
         "on_change",
@@ -108,6 +111,9 @@ class Workbook:
         self._cols = self._hot.columns
         self._version = self._hot.version
         self._dirty = self._hot.dirty
+        self._steps_col = self._cols[Field.STEP]
+        self._iters_col = self._cols[Field.ITERATION]
+        self._done_col = self._cols[Field.DONE]
         self._cold = ColdStore()
         self._stable = StableColumns()
         self._stride = (len(self._milestones) + 7) // 8
@@ -279,6 +285,55 @@ class Workbook:
                 self.on_change()
             rows.append(row)
         dirty[row] = mask | 1 << field
+
+    def advance(self, row: int, step: int, done: int = 0, iterations: int = 0) -> None:
+        """The runner's step transition as ONE commit: set ``STEP`` to ``step``, add ``done``
+        to ``DONE`` and ``iterations`` to ``ITERATION``.
+
+        Reads after it equal those after ``set(STEP)``, ``add(DONE)``, ``add(ITERATION)``; the
+        row's version advances once (one write), its dirty bits are those of the fields that
+        changed, the done-work total moves once. Nothing changes, nothing commits.
+
+        Raises:
+            StateError: on an unknown row, or a value that is not an integer or does not fit
+                its column (then nothing is written).
+        """
+        if not 0 <= row < self._rows:
+            self._check_row(row)
+        if self._staging is not None:
+            _check_ints(step, done, iterations)
+            if done:
+                self._staging.stage_add(row, Field.DONE, done)
+            if iterations:
+                self._staging.stage_add(row, Field.ITERATION, iterations)
+            self._staging.stage_set(row, Field.STEP, step)
+            return
+        steps, iters, dones = self._steps_col, self._iters_col, self._done_col
+        old_step = steps[row]
+        mask = (old_step != step) | (iterations != 0) << 1 | (done != 0) << 2
+        if not mask:
+            return
+        old_iter, old_done = iters[row], dones[row]
+        try:
+            steps[row] = step
+            iters[row] = old_iter + iterations
+            dones[row] = old_done + done
+        except (OverflowError, TypeError) as exc:
+            steps[row], iters[row], dones[row] = old_step, old_iter, old_done
+            values = f"step={step!r}, done={done!r}, iterations={iterations!r}"
+            raise StateError(f"advance({values}) does not fit row {row}: {exc}") from None
+        self._agg.done_work += done
+        version = self._version
+        version[row] = (version[row] + 1) & 0xFFFFFFFF
+        self._commits += 1
+        dirty = self._dirty
+        old_mask = dirty[row]
+        if not old_mask:
+            rows = self._dirty_rows
+            if not rows and not self._journal and self.on_change is not None:
+                self.on_change()
+            rows.append(row)
+        dirty[row] = old_mask | mask
 
     def set_cold(self, row: int, field: Field, value: object | None) -> None:
         """Set a cold field; ``None`` clears it and frees its entry. Values are not copied:
@@ -538,6 +593,12 @@ _STAGED_OP_BYTES = sys.getsizeof(StagedOp(OpKind.SET, 0, 0, 0)) + 32  # + its in
 
 def _unfit(field: Field, row: int, value: object, exc: Exception) -> StateError:
     return StateError(f"{field_name(field)}={value!r} does not fit row {row}: {exc}")
+
+
+def _check_ints(*values: object) -> None:
+    for value in values:
+        if not isinstance(value, int):
+            raise StateError(f"advance: {value!r} is not an integer")
 
 
 def _as_text(value: object | None) -> str | None:

@@ -1,0 +1,73 @@
+"""``Workbook.advance``: the runner's fused step transition (one commit for pointer, done work
+and iteration), checked against the three separate writes it replaces."""
+
+from __future__ import annotations
+
+import pytest
+
+from progressd.errors import StateError
+from progressd.workbook import Field, Workbook
+
+
+def make(rows: int = 3) -> Workbook:
+    return Workbook(["m"], rows=rows)
+
+
+def test_workbook_advance_reads_like_the_separate_writes() -> None:
+    fused, split = make(), make()
+    for step, done, iterations in [(1, 1, 0), (2, 1, 0), (0, 1, 1), (0, 0, 1), (3, 2, 0)]:
+        fused.advance(1, step, done, iterations)
+        split.set(1, Field.STEP, step)
+        split.add(1, Field.DONE, done)
+        split.add(1, Field.ITERATION, iterations)
+        for f in (Field.STEP, Field.DONE, Field.ITERATION):
+            assert fused.get(1, f) == split.get(1, f)
+        assert fused.totals() == split.totals() == fused.recount()
+
+
+def test_workbook_advance_is_one_commit_with_the_changed_fields_dirty() -> None:
+    wb = make()
+    wb.advance(2, 0, 1, 1)  # the pointer stays 0: only done and iteration change
+    assert wb.version(2) == 1
+    assert wb.statistics().version == 1
+    assert wb.take_changes().rows == [(2, Field.DONE.mask | Field.ITERATION.mask, 1)]
+    wb.advance(2, 4)
+    assert wb.take_changes().rows == [(2, Field.STEP.mask, 2)]
+
+
+def test_workbook_advance_that_changes_nothing_commits_nothing() -> None:
+    wb = make()
+    calls: list[int] = []
+    wb.on_change = lambda: calls.append(1)
+    wb.advance(0, 0)
+    assert wb.version(0) == 0
+    assert not wb.has_changes
+    assert calls == []
+    wb.advance(0, 1)
+    assert calls == [1]
+
+
+def test_workbook_advance_writes_nothing_when_a_value_does_not_fit() -> None:
+    wb = make()
+    wb.advance(0, 5, 3, 2)
+    with pytest.raises(StateError, match="does not fit row 0"):
+        wb.advance(0, 6, 1, 2**31)  # the iteration column is int32
+    with pytest.raises(StateError, match="does not fit row 0"):
+        wb.advance(0, 1.5, 1)  # type: ignore[arg-type]
+    assert (wb.get(0, Field.STEP), wb.get(0, Field.DONE), wb.get(0, Field.ITERATION)) == (5, 3, 2)
+    assert wb.version(0) == 1
+    assert wb.totals().done_work == 3
+    with pytest.raises(StateError, match="out of range"):
+        wb.advance(3, 0, 1)
+
+
+def test_workbook_advance_is_staged_while_dispatching() -> None:
+    wb = make()
+    with wb.dispatching():
+        wb.advance(1, 2, 1, 0)
+        wb.advance(1, 0, 1, 1)
+        assert wb.get(1, Field.DONE) == 0  # readers see committed state only
+        with pytest.raises(StateError, match="not an integer"):
+            wb.advance(1, 0.5, 1)  # type: ignore[arg-type]
+    assert (wb.get(1, Field.STEP), wb.get(1, Field.DONE), wb.get(1, Field.ITERATION)) == (0, 2, 1)
+    assert wb.totals() == wb.recount()
