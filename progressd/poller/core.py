@@ -64,6 +64,7 @@ __all__ = ["ErrorHandler", "IterationHook", "Poller"]
 _log = logging.getLogger("progressd.poller")
 _INF = float("inf")
 _by_due = attrgetter("due")
+_TIMER = PollableKind.TIMER
 
 ErrorHandler = Callable[[BaseException, object], object]
 """Receives an exception raised by a ready callback or a hook, and the handle or hook."""
@@ -192,6 +193,21 @@ class Poller(MainLoop):
         handle = ProgressPollable(self, kind, owner, rank, callback, due, WAITING_TIMER)
         self._wheel.add(handle)
         if self._idle and due < self._armed:
+            self._wake_up()
+        return handle
+
+    def subscribe_now(
+        self, callback: ReadyCallback | None, owner: Any, rank: int
+    ) -> ProgressPollable:
+        """A fresh TIMER handle due at ``now`` (ready at once, like ``subscribe_timer(now)``):
+        a user's zero think. The runner's per-step fast path: no deadline compare, no wheel.
+
+        ``rank`` is not checked (pass one from ``rank_of``). Appending at ``now`` keeps the
+        ready queue in due order: ``now`` never goes back and every queued handle is due by it.
+        """
+        handle = ProgressPollable(self, _TIMER, owner, rank, callback, self._now, READY)
+        self._timed[rank].append(handle)
+        if self._idle:
             self._wake_up()
         return handle
 

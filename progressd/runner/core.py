@@ -100,6 +100,7 @@ class Runner:
         self._guards = GuardWaits(self._context, poller, self._ranks["condition"], recheck_interval)
         self._on_think_cb = self._on_think
         self._wb_advance = self.workbook.advance
+        self._subscribe_now = poller.subscribe_now
         self._timer_rank = self._ranks["timer"]
         self._on_resume_cb = self._on_resume
         self._init_counters()
@@ -232,13 +233,15 @@ class Runner:
                 return
         seconds = sc.fixed_think[p]
         status = self._status[local]
-        if (seconds > 0.0 and status == _THINKING) or (seconds == 0.0 and status == _ACTIVE):
-            # the next step is a plain think in the same status: skip _run's general path
+        # the next step is a plain think in the same status: skip _run's general path
+        if seconds == 0.0 and status == _ACTIVE:
+            self._handles[local] = self._subscribe_now(self._on_think_cb, row, self._timer_rank)
+        elif seconds > 0.0 and status == _THINKING:
             self._handles[local] = self.poller.subscribe_timer(
                 self.poller._now + seconds, self._on_think_cb, row, self._timer_rank
             )
-            return
-        self._run(row, sc)
+        else:
+            self._run(row, sc)
 
     def _run(self, row: int, sc: PreparedScenario) -> None:
         """Run steps inline from the row's pointer until one blocks (at most an iteration).

@@ -308,18 +308,25 @@ class Workbook:
                 self._staging.stage_add(row, Field.ITERATION, iterations)
             self._staging.stage_set(row, Field.STEP, step)
             return
-        steps, iters, dones = self._steps_col, self._iters_col, self._done_col
+        steps = self._steps_col
         old_step = steps[row]
         mask = (old_step != step) | (iterations != 0) << 1 | (done != 0) << 2
         if not mask:
             return
-        old_iter, old_done = iters[row], dones[row]
-        try:
-            steps[row] = step
-            iters[row] = old_iter + iterations
-            dones[row] = old_done + done
+        old_iter = old_done = None
+        try:  # only the columns that change are written
+            if mask & 1:
+                steps[row] = step
+            if iterations:
+                iters = self._iters_col
+                old_iter = iters[row]
+                iters[row] = old_iter + iterations
+            if done:
+                dones = self._done_col
+                old_done = dones[row]
+                dones[row] = old_done + done
         except (OverflowError, TypeError) as exc:
-            steps[row], iters[row], dones[row] = old_step, old_iter, old_done
+            self._undo_advance(row, old_step, old_iter, old_done)
             values = f"step={step!r}, done={done!r}, iterations={iterations!r}"
             raise StateError(f"advance({values}) does not fit row {row}: {exc}") from None
         self._agg.done_work += done
@@ -511,6 +518,13 @@ class Workbook:
         if _TOTALLED_MASK >> field & 1:
             self._agg.on_change(field, old, column[row])
         return True
+
+    def _undo_advance(self, row: int, step: int, iteration: int | None, done: int | None) -> None:
+        self._steps_col[row] = step
+        if iteration is not None:
+            self._iters_col[row] = iteration
+        if done is not None:
+            self._done_col[row] = done
 
     def _commit(self, row: int, mask: int) -> None:
         version = self._version
