@@ -98,10 +98,8 @@ class Runner:
             name: self._rank(name) for name in ("step", "timer", "condition", "external")
         }
         self._guards = GuardWaits(self._context, poller, self._ranks["condition"], recheck_interval)
-        self._on_think_cb = self._on_think
-        self._wb_advance = self.workbook.advance
-        self._subscribe_now = poller.subscribe_now
         self._timer_rank = self._ranks["timer"]
+        self._think_cbs = [self._make_on_think(sc) for sc in self._scenarios]
         self._on_resume_cb = self._on_resume
         self._init_counters()
 
@@ -205,43 +203,52 @@ class Runner:
         row = handle.owner
         self._run(row, self._scenario_of(row))
 
-    def _on_think(self, handle: ProgressPollable) -> None:
-        """A think ended: finish the step, start the next. The hot path of think-only
-        scenarios, so ``_advance`` and ``_user_done`` are inlined here (keep them in step)."""
-        row = handle.owner
-        local = row - self._first_row
-        sc = self._scenarios[self._row_scenario[local]]
-        self._steps_run += 1
-        p = self._steps[local] + 1
-        if p < len(sc.kinds):
-            self._steps[local] = p
-            self._wb_advance(row, p, 1)
-        else:
-            self._iterations += 1
-            iteration = self._iters[local] + 1
-            self._iters[local] = iteration
-            self._steps[local] = p = 0
-            self._wb_advance(row, 0, 1, 1)
-            limit = sc.iterations
-            if (
-                iteration >= limit
-                if limit is not None
-                else sc.duration_s is not None
-                and self.poller._now - self.started_at >= sc.duration_s
-            ):
-                self._finish(row, _DONE_STATUS)
-                return
-        seconds = sc.fixed_think[p]
-        status = self._status[local]
-        # the next step is a plain think in the same status: skip _run's general path
-        if seconds == 0.0 and status == _ACTIVE:
-            self._handles[local] = self._subscribe_now(self._on_think_cb, row, self._timer_rank)
-        elif seconds > 0.0 and status == _THINKING:
-            self._handles[local] = self.poller.subscribe_timer(
-                self.poller._now + seconds, self._on_think_cb, row, self._timer_rank
-            )
-        else:
-            self._run(row, sc)
+    def _make_on_think(self, sc: PreparedScenario) -> Callable[[ProgressPollable], None]:
+        """The think-end callback of ``sc``'s users: finish the step, start the next.
+
+        The hot path of think-only scenarios. A closure, so what it reads per step is a local
+        or a cell rather than an attribute; ``_advance`` and ``_user_done`` are inlined here
+        (keep them in step). The arrays it binds are created once, in ``_init_rows``.
+        """
+        first, steps, iters, statuses, handles = (
+            self._first_row, self._steps, self._iters, self._status, self._handles
+        )  # fmt: skip
+        count, fixed, limit, duration = len(sc.kinds), sc.fixed_think, sc.iterations, sc.duration_s
+        advance, poller, rank, run = self.workbook.advance, self.poller, self._timer_rank, self._run
+        subscribe_now, subscribe_timer = poller.subscribe_now, poller.subscribe_timer
+
+        def on_think(handle: ProgressPollable) -> None:
+            row = handle.owner
+            local = row - first
+            self._steps_run += 1
+            p = steps[local] + 1
+            if p < count:
+                steps[local] = p
+                advance(row, p, 1)
+            else:
+                self._iterations += 1
+                iteration = iters[local] + 1
+                iters[local] = iteration
+                steps[local] = p = 0
+                advance(row, 0, 1, 1)
+                if (
+                    iteration >= limit
+                    if limit is not None
+                    else duration is not None and poller._now - self.started_at >= duration
+                ):
+                    self._finish(row, _DONE_STATUS)
+                    return
+            seconds = fixed[p]
+            status = statuses[local]
+            # the next step is a plain think in the same status: skip _run's general path
+            if seconds == 0.0 and status == _ACTIVE:
+                handles[local] = subscribe_now(on_think, row, rank)
+            elif seconds > 0.0 and status == _THINKING:
+                handles[local] = subscribe_timer(poller._now + seconds, on_think, row, rank)
+            else:
+                run(row, sc)
+
+        return on_think
 
     def _run(self, row: int, sc: PreparedScenario) -> None:
         """Run steps inline from the row's pointer until one blocks (at most an iteration).
@@ -270,7 +277,7 @@ class Runner:
                 if self._status[local] != status:
                     self._set_status(row, status)
                 self._handles[local] = self.poller.subscribe_timer(
-                    self.poller._now + seconds, self._on_think_cb, row, self._timer_rank
+                    self.poller._now + seconds, self._think_cbs[sc.index], row, self._timer_rank
                 )
                 return
             if kind == IO:
