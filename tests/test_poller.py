@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from progressd.clock import FakeClock
-from progressd.errors import ConfigError
+from progressd.errors import ConfigError, StateError
 from progressd.poller import PollableKind, Poller, ProgressPollable
 
 
@@ -312,3 +312,49 @@ def test_poller_subscribe_now_is_a_fresh_ready_timer_in_due_order() -> None:
     assert poller.run_ready() == 1
     assert log == ["early", "a"] and first.fired and second.cancelled
     assert poller.run_ready() == 0  # spent and cancelled handles never fire again
+
+
+def test_poller_requeue_never_rearms_a_public_handle() -> None:
+    poller, _clock = make_poller()
+    seen: list[ProgressPollable] = []
+    held: list[ProgressPollable] = []
+
+    def again(handle: ProgressPollable) -> None:
+        seen.append(handle)
+        if len(seen) < 4:
+            held.append(poller.requeue(handle))
+
+    public = poller.subscribe_now(again, "u", poller.default_rank)
+    for ran in range(4):
+        assert poller.run_ready() == 1, ran
+    assert poller.run_ready() == 0
+    assert public.fired and seen[0] is public  # spent for good
+    slot = held[0]
+    assert slot is not public and slot.owner == "u" and slot.kind is PollableKind.TIMER
+    assert held == [slot, slot, slot] and seen[1:] == [slot, slot, slot]  # the private slot
+    assert poller.statistics().handles_run == 4
+
+
+def test_poller_requeue_slot_cancelled_never_fires_and_is_not_rearmed() -> None:
+    poller, _clock = make_poller()
+    log: list[ProgressPollable] = []
+    slots: list[ProgressPollable] = []
+
+    def again(handle: ProgressPollable) -> None:
+        log.append(handle)
+        slots.append(poller.requeue(handle))
+
+    poller.subscribe_now(again, "u", poller.default_rank)
+    poller.run_ready()
+    poller.run_ready()  # the slot ran once and re-armed itself
+    slot = slots[-1]
+    assert slot is slots[0] and slot.state == "ready"
+    assert poller.cancel(slot)
+    assert poller.run_ready() == 0 and slot.cancelled
+    assert poller.statistics().queue_depth["step"] == 0
+    with pytest.raises(StateError, match="takes a fired handle"):
+        poller.requeue(slot)  # a cancelled slot is never re-armed
+    waiting = poller.subscribe_timer(poller.now + 1.0, again, "w")
+    with pytest.raises(StateError, match="takes a fired handle"):
+        poller.requeue(waiting)
+    assert poller.run_ready() == 0 and len(log) == 2

@@ -323,3 +323,45 @@ def test_runner_refuses_a_workbook_without_the_plan_milestones() -> None:
     poller = Poller(FakeClock(0.0))
     with pytest.raises(StateError, match=r"lacks milestones \['m'\]"):
         Runner(plan, poller, Workbook(["other"]))
+
+
+def test_runner_zero_think_users_rolled_back_and_cancelled_mid_loop() -> None:
+    plan = make_plan(
+        "        - think: 0s\n        - milestone: m\n" + "        - think: 0s\n" * 4,
+        users=3,
+        bounds="iterations: 50",
+    )
+    runner, poller, _clock = make_runner(plan)
+    stable_done: list[int] = []
+    runner.add_milestone_hook(
+        lambda row, _name: row == 1 and stable_done.append(int(wb.get(1, Field.DONE)))
+    )
+    wb = runner.workbook
+    runner.start()
+    for _ in range(8):  # each user re-yields through its ready slot
+        poller.run_ready()
+    done_before = int(wb.get(1, Field.DONE))
+    assert done_before > stable_done[-1]  # past its stable point, a slot queued
+    runner.rollback_users([1], "manual")  # the queued slot is cancelled, never run
+    assert wb.get(1, Field.DONE) == stable_done[-1]
+    assert wb.totals().rework == done_before - stable_done[-1]
+    assert wb.get(1, Field.STEP) == 2  # the step after the milestone
+    for _ in range(3):
+        poller.run_ready()
+    assert runner.statistics().rollbacks == 1
+    runner.cancel()
+    assert poller.run_ready() == 0  # no cancelled slot fires
+    assert status_count(runner, Status.CANCELLED) == 3
+    assert wb.totals() == wb.recount()
+
+
+def test_runner_zero_think_loop_finishes_with_exact_work() -> None:
+    plan = make_plan("        - think: 0s\n        - think: 0s\n", users=4, bounds="iterations: 25")
+    runner, poller, clock = make_runner(plan)
+    runner.start()
+    drain(poller, clock)
+    wb = runner.workbook
+    assert runner.state == "finished"
+    assert [wb.get(r, Field.DONE) for r in range(4)] == [50] * 4
+    assert [wb.get(r, Field.ITERATION) for r in range(4)] == [25] * 4
+    assert runner.statistics().steps_run == 200 and wb.totals() == wb.recount()

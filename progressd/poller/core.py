@@ -37,6 +37,7 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from progressd.clock import Clock
+from progressd.errors import StateError
 from progressd.poller.gcpolicy import IdleCollector
 from progressd.poller.mainloop import MainLoop
 from progressd.poller.poll import wake_cancelled
@@ -84,6 +85,12 @@ class IterationHook:
     ) -> None:
         self.run = run
         self.next_deadline = next_deadline
+
+
+class _ReadySlot(ProgressPollable):
+    """The private, re-armable handle of ``Poller.requeue``: seen only by its own callback."""
+
+    __slots__ = ()
 
 
 def _log_error(exc: BaseException, source: object) -> None:
@@ -207,6 +214,34 @@ class Poller(MainLoop):
         """
         handle = ProgressPollable(self, _TIMER, owner, rank, callback, self._now, READY)
         self._timed[rank].append(handle)
+        if self._idle:
+            self._wake_up()
+        return handle
+
+    def requeue(self, handle: ProgressPollable) -> ProgressPollable:
+        """Run ``handle``'s callback again for its owner, ready at ``now`` (a zero think), from
+        inside that callback; return what to hold to ``cancel`` it. O(1), allocation-free
+        after the first call.
+
+        One-shot is kept for every handle anyone can see: a handle from ``subscribe_*`` is
+        never re-armed — the first ``requeue`` makes a private *ready slot* (a new handle) and
+        only that slot is re-armed by later calls, while it runs (FIRED: in no queue, its old
+        run over). The slot reaches nobody but its own callback: hold it only to cancel it,
+        never ``poll`` it.
+
+        Raises:
+            StateError: when ``handle`` has not fired (it waits, is queued or was cancelled).
+        """
+        if handle._state != FIRED:
+            raise StateError(f"requeue() takes a fired handle (from its callback), got {handle!r}")
+        if type(handle) is _ReadySlot:
+            handle._state = READY
+            handle.due = self._now
+        else:
+            handle = _ReadySlot(
+                self, _TIMER, handle.owner, handle.rank, handle._callback, self._now, READY
+            )
+        self._timed[handle.rank].append(handle)
         if self._idle:
             self._wake_up()
         return handle

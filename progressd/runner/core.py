@@ -215,7 +215,7 @@ class Runner:
         )  # fmt: skip
         count, fixed, limit, duration = len(sc.kinds), sc.fixed_think, sc.iterations, sc.duration_s
         advance, poller, rank, run = self.workbook.advance, self.poller, self._timer_rank, self._run
-        subscribe_now, subscribe_timer = poller.subscribe_now, poller.subscribe_timer
+        requeue, subscribe_timer = poller.requeue, poller.subscribe_timer
 
         def on_think(handle: ProgressPollable) -> None:
             row = handle.owner
@@ -242,7 +242,7 @@ class Runner:
             status = statuses[local]
             # the next step is a plain think in the same status: skip _run's general path
             if seconds == 0.0 and status == _ACTIVE:
-                handles[local] = subscribe_now(on_think, row, rank)
+                handles[local] = requeue(handle)
             elif seconds > 0.0 and status == _THINKING:
                 handles[local] = subscribe_timer(poller._now + seconds, on_think, row, rank)
             else:
