@@ -142,7 +142,12 @@ class HttpConnection(asyncio.Protocol):
             self._finish(ex, None if self._complete else "malformed-response", reusable=False)
             return
         if self._complete:
-            self._finish(ex, None, reusable=self._keep_alive and not self._extra)
+            if self._keep_alive and not self._extra and not ex.request.head:
+                self._exchange = None  # the common end: _finish inlined
+                self.status = self._parser.get_status_code()
+                self._owner.exchange_finished(self, ex, None, True)
+            else:
+                self._finish(ex, None, reusable=self._keep_alive and not self._extra)
         elif ex.request.head and self._head.count(b"\r\n\r\n") > self._interims:
             self._keep_alive = self._parser.should_keep_alive()  # no body follows a HEAD
             self._finish(ex, None, reusable=self._keep_alive)

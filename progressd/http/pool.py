@@ -133,7 +133,7 @@ class HttpPool:
                 encoded = self._encode_plain(method, target)
         else:
             encoded = encode_request(method, target, self._host, headers, body)
-        self._send(encoded, timeout, on_done)
+        self.send(encoded, timeout=timeout, on_done=on_done)
 
     def send(self, request: EncodedRequest, *, timeout: float | None, on_done: OnDone) -> None:
         """Send an already encoded request; see ``request``.
@@ -141,9 +141,6 @@ class HttpPool:
         Raises:
             PoolClosedError: when the pool was closed.
         """
-        self._send(request, timeout, on_done)
-
-    def _send(self, request: EncodedRequest, timeout: float | None, on_done: OnDone) -> None:
         if self._closed:
             raise PoolClosedError(f"HTTP pool for {self.origin.address} is closed")
         scheduler = self._scheduler
@@ -225,6 +222,19 @@ class HttpPool:
                 self._release(conn)
             else:
                 self._idle[conn] = None
+                if error is None and ex.state != DONE:  # the common end: _complete inlined
+                    ex.state = DONE
+                    result = HttpResult(
+                        status=status,
+                        latency_s=self._scheduler.time() - ex.started,
+                        body=body,
+                        body_size=size,
+                    )
+                    try:
+                        ex.on_done(result)
+                    except Exception as exc:
+                        self._callback_failed(exc)
+                    return
         else:
             self._retire(conn)
             if not conn.closed:
@@ -329,13 +339,14 @@ class HttpPool:
         )
         try:
             ex.on_done(result)
-        except Exception as exc:  # a caller's bug must not break the connection it rode on
-            self._loop.call_exception_handler(
-                {
-                    "message": f"HTTP on_done callback failed ({self.origin.address})",
-                    "exception": exc,
-                }
-            )
+        except Exception as exc:
+            self._callback_failed(exc)
+
+    def _callback_failed(self, exc: Exception) -> None:
+        """A caller's bug must not break the connection it rode on: report it to the loop."""
+        self._loop.call_exception_handler(
+            {"message": f"HTTP on_done callback failed ({self.origin.address})", "exception": exc}
+        )
 
     # -- connecting --------------------------------------------------------------------------
 
