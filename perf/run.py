@@ -105,7 +105,7 @@ def loopback_pools() -> Iterator[None]:
         pool._connects += 1
         pool._start(conn, ex)
 
-    HttpPool._connect = connect  # type: ignore[method-assign]
+    HttpPool._connect = connect  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -132,7 +132,9 @@ def profile_figures(prof: cProfile.Profile, requests: float) -> dict[str, object
     """The functions with the most own time, and own time by module, per request."""
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
     root = str(_HERE.parent) + "/"
-    rows, by_module, total = [], {}, 0.0
+    rows: list[tuple[float, str, int]] = []
+    by_module: dict[str, float] = {}
+    total = 0.0
     for (file, line, name), (_, calls, own, _, _) in stats.items():
         where = file.replace(root, "") if file.startswith(root) else Path(file).name
         module = where if where.startswith(("progressd", "~")) else "other (stdlib, loop)"
