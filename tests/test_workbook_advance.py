@@ -57,8 +57,18 @@ def test_workbook_advance_writes_nothing_when_a_value_does_not_fit() -> None:
     assert (wb.get(0, Field.STEP), wb.get(0, Field.DONE), wb.get(0, Field.ITERATION)) == (5, 3, 2)
     assert wb.version(0) == 1
     assert wb.totals().done_work == 3
-    with pytest.raises(StateError, match="out of range"):
-        wb.advance(3, 0, 1)
+    for row in (3, -1):
+        with pytest.raises(StateError, match="out of range"):
+            wb.advance(row, 0, 1)
+    assert wb.get(2, Field.DONE) == 0 and wb.version(2) == 0
+
+
+def test_workbook_advance_version_wraps_mod_2_32() -> None:
+    wb = make()
+    wb._version[1] = 0xFFFFFFFF  # as after 2**32 - 1 commits
+    wb.advance(1, 1, 1)
+    assert wb.version(1) == 0
+    assert wb.take_changes().rows == [(1, Field.STEP.mask | Field.DONE.mask, 0)]
 
 
 def test_workbook_advance_is_staged_while_dispatching() -> None:

@@ -298,9 +298,8 @@ class Workbook:
             StateError: on an unknown row, or a value that is not an integer or does not fit
                 its column (then nothing is written).
         """
-        if not 0 <= row < self._rows:
-            self._check_row(row)
         if self._staging is not None:
+            self._check_row(row)
             _check_ints(step, done, iterations)
             if done:
                 self._staging.stage_add(row, Field.DONE, done)
@@ -309,7 +308,13 @@ class Workbook:
             self._staging.stage_set(row, Field.STEP, step)
             return
         steps = self._steps_col
-        old_step = steps[row]
+        if row < 0:
+            self._check_row(row)
+        try:  # every column holds exactly ``rows`` rows: an index error is an unknown row
+            old_step = steps[row]
+        except IndexError:
+            self._check_row(row)
+            raise
         mask = (old_step != step) | (iterations != 0) << 1 | (done != 0) << 2
         if not mask:
             return
@@ -331,7 +336,10 @@ class Workbook:
             raise StateError(f"advance({values}) does not fit row {row}: {exc}") from None
         self._agg.done_work += done
         version = self._version
-        version[row] = (version[row] + 1) & 0xFFFFFFFF
+        try:
+            version[row] += 1
+        except OverflowError:  # versions wrap mod 2**32
+            version[row] = 0
         self._commits += 1
         dirty = self._dirty
         old_mask = dirty[row]
