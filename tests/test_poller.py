@@ -296,24 +296,6 @@ def test_poller_shared_priority_levels_share_a_queue() -> None:
     assert poller.statistics().queue_depth == {"health+milestone": 1, "step": 0}
 
 
-def test_poller_subscribe_now_is_a_fresh_ready_timer_in_due_order() -> None:
-    poller, clock = make_poller()
-    log: list[object] = []
-    rank = poller.rank_of("step")
-    early = poller.subscribe_timer(clock.now() + 0.5, recorder(log), owner="early", rank=rank)
-    clock.advance(1.0)
-    poller.run_ready()  # "early" fires; poller.now is now 101.0
-    first = poller.subscribe_now(recorder(log), "a", rank)
-    second = poller.subscribe_now(recorder(log), "a", rank)
-    assert first is not second and first is not early  # a new one-shot handle per call
-    assert first.kind is PollableKind.TIMER and first.due == poller.now
-    assert first.ready() and first.state == "ready"
-    poller.cancel(second)
-    assert poller.run_ready() == 1
-    assert log == ["early", "a"] and first.fired and second.cancelled
-    assert poller.run_ready() == 0  # spent and cancelled handles never fire again
-
-
 def test_poller_requeue_never_rearms_a_public_handle() -> None:
     poller, _clock = make_poller()
     seen: list[ProgressPollable] = []
@@ -324,7 +306,7 @@ def test_poller_requeue_never_rearms_a_public_handle() -> None:
         if len(seen) < 4:
             held.append(poller.requeue(handle))
 
-    public = poller.subscribe_now(again, "u", poller.default_rank)
+    public = poller.subscribe_timer(poller.now, again, "u")
     for ran in range(4):
         assert poller.run_ready() == 1, ran
     assert poller.run_ready() == 0
@@ -344,7 +326,7 @@ def test_poller_requeue_slot_cancelled_never_fires_and_is_not_rearmed() -> None:
         log.append(handle)
         slots.append(poller.requeue(handle))
 
-    poller.subscribe_now(again, "u", poller.default_rank)
+    poller.subscribe_timer(poller.now, again, "u")
     poller.run_ready()
     poller.run_ready()  # the slot ran once and re-armed itself
     slot = slots[-1]

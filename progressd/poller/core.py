@@ -203,21 +203,6 @@ class Poller(MainLoop):
             self._wake_up()
         return handle
 
-    def subscribe_now(
-        self, callback: ReadyCallback | None, owner: Any, rank: int
-    ) -> ProgressPollable:
-        """A fresh TIMER handle due at ``now`` (ready at once, like ``subscribe_timer(now)``):
-        a user's zero think. The runner's per-step fast path: no deadline compare, no wheel.
-
-        ``rank`` is not checked (pass one from ``rank_of``). Appending at ``now`` keeps the
-        ready queue in due order: ``now`` never goes back and every queued handle is due by it.
-        """
-        handle = ProgressPollable(self, _TIMER, owner, rank, callback, self._now, READY)
-        self._timed[rank].append(handle)
-        if self._idle:
-            self._wake_up()
-        return handle
-
     def requeue(self, handle: ProgressPollable) -> ProgressPollable:
         """Run ``handle``'s callback again for its owner, ready at ``now`` (a zero think), from
         inside that callback; return what to hold to ``cancel`` it. O(1), allocation-free

@@ -11,7 +11,9 @@ A ``ProgressPollable`` goes through these states exactly once, left to right:
 became dirty and it now holds, a report arrived). A ``READY`` handle sits in its priority class's
 ready queue; running it (calling its callback, waking ``poll`` waiters) makes it ``FIRED``: spent
 for good. Waiting again means subscribing a new handle — a handle is never re-armed, so no
-future or queue entry is ever reused (the stale-future pitfall of ``wasi:io/poll`` hosts).
+future or queue entry is ever reused (the stale-future pitfall of ``wasi:io/poll`` hosts). The
+one exception is private: ``Poller.requeue`` re-arms its own *ready slot* (a handle nobody but
+its callback ever sees) from inside that callback, for a zero think (see ``Poller.requeue``).
 
 Invariants:
 - ``_state`` only moves forward along the arrows above.

@@ -9,7 +9,9 @@ Design note. A user is a row. Whatever it waits for, it holds exactly one ``Prog
     starting / resuming -> a TIMER handle (ramp slot, or "now" after a rollback)
 
 When its handle fires, the user runs steps inline — think 0 is still a yield, milestones and
-skipped guards are not — until one blocks, at most one iteration's worth, then yields again.
+skipped guards are not — until one blocks, at most one iteration's worth, then yields again
+(a zero think yields through ``Poller.requeue``: the row's private ready slot, no allocation).
+Finishing a step is one ``Workbook.advance`` (pointer, done work, iteration: one commit).
 Progress is written to the workbook as it happens: done work per finished step, the step
 pointer, the iteration, status transitions, milestones (stable points), errors and extracted
 vars. The runner mirrors the step pointer, iteration and status in its own typed arrays so the
