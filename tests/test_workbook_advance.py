@@ -81,3 +81,18 @@ def test_workbook_advance_is_staged_while_dispatching() -> None:
             wb.advance(1, 0.5, 1)  # type: ignore[arg-type]
     assert (wb.get(1, Field.STEP), wb.get(1, Field.DONE), wb.get(1, Field.ITERATION)) == (0, 2, 1)
     assert wb.totals() == wb.recount()
+
+
+def test_workbook_column_is_the_live_committed_column() -> None:
+    wb = make(2)
+    steps = wb.column(Field.STEP)
+    wb.advance(1, 3, 1)
+    assert steps[1] == 3
+    with wb.dispatching():
+        wb.advance(1, 4, 1)
+        assert steps[1] == 3  # staged writes are not committed yet
+    assert steps[1] == 4
+    wb.add_rows(2)
+    assert wb.column(Field.STEP) is steps and len(steps) == 4
+    with pytest.raises(StateError, match="not a hot field"):
+        wb.column(Field.VARS)

@@ -14,9 +14,11 @@ skipped guards are not — until one blocks, at most one iteration's worth, then
 Finishing a step is one ``Workbook.advance`` (pointer, done work, iteration: one commit).
 Progress is written to the workbook as it happens: done work per finished step, the step
 pointer, the iteration, status transitions, milestones (stable points), errors and extracted
-vars. The runner mirrors the step pointer, iteration and status in its own typed arrays so the
-hot path never reads the workbook back; a rollback (the one other writer of those fields)
-invalidates the mirror and the user re-reads it on resume.
+vars. The hot path reads the step pointer and iteration straight from the workbook's live
+columns (``Workbook.column``: no ``get`` call, and no mirror to keep in step) and mirrors only the
+status; a rollback (the one other writer of the status) invalidates that mirror and the user
+re-reads it on resume. The runner's steps run only in poller callbacks, never while the
+workbook is dispatching, so its own writes are committed (in the columns) when it reads them.
 
 Invariants: a row holds at most one pending handle; ``active`` counts rows not yet DONE,
 FAILED or CANCELLED; a completion arriving for an abandoned attempt is dropped by the poller
@@ -106,8 +108,8 @@ class Runner:
         self._init_counters()
 
     def _init_rows(self, rows: int) -> None:
-        self._steps = array("i", bytes(4 * rows))
-        self._iters = array("i", bytes(4 * rows))
+        self._step_col = self.workbook.column(_STEP)  # live, committed; rows are workbook rows
+        self._iter_col = self.workbook.column(_ITERATION)
         self._status = bytearray(rows)
         self._row_scenario = array("H", b"".join(
             array("H", [s.index]).tobytes() * s.users for s in self._scenarios
@@ -213,7 +215,7 @@ class Runner:
         (keep them in step). The arrays it binds are created once, in ``_init_rows``.
         """
         first, steps, iters, statuses, handles = (
-            self._first_row, self._steps, self._iters, self._status, self._handles
+            self._first_row, self._step_col, self._iter_col, self._status, self._handles
         )  # fmt: skip
         count, fixed, limit, duration = len(sc.kinds), sc.fixed_think, sc.iterations, sc.duration_s
         advance, poller, rank, run = self.workbook.advance, self.poller, self._timer_rank, self._run
@@ -223,15 +225,13 @@ class Runner:
             row = handle.owner
             local = row - first
             self._steps_run += 1
-            p = steps[local] + 1
+            p = steps[row] + 1
             if p < count:
-                steps[local] = p
                 advance(row, p, 1)
             else:
                 self._iterations += 1
-                iteration = iters[local] + 1
-                iters[local] = iteration
-                steps[local] = p = 0
+                iteration = iters[row] + 1
+                p = 0
                 advance(row, 0, 1, 1)
                 if (
                     iteration >= limit
@@ -261,7 +261,7 @@ class Runner:
         """
         local = row - self._first_row
         for _ in range(len(sc.kinds)):
-            p = self._steps[local]
+            p = self._step_col[row]
             guard = sc.guards[p]
             if guard is not None and not guard.evaluate(self._context(row)):
                 if sc.guard_waits[p]:
@@ -295,18 +295,14 @@ class Runner:
 
     def _advance(self, row: int, sc: PreparedScenario, work: bool) -> bool:
         """Finish the current step; return ``False`` when the user is done."""
-        local = row - self._first_row
         if work:
             self._steps_run += 1
-        p = self._steps[local] + 1
+        p = self._step_col[row] + 1
         if p < len(sc.kinds):
-            self._steps[local] = p
             self.workbook.advance(row, p, int(work))
             return True
         self._iterations += 1
-        iteration = self._iters[local] + 1
-        self._iters[local] = iteration
-        self._steps[local] = 0
+        iteration = self._iter_col[row] + 1
         self.workbook.advance(row, 0, int(work), 1)
         if self._user_done(sc, iteration):
             self._finish(row, int(Status.DONE))
@@ -353,8 +349,6 @@ class Runner:
         """A guard now holds, or the user resumes after a rollback or a long inline run."""
         row = handle.owner
         local = row - self._first_row
-        self._steps[local] = int(self.workbook.get(row, _STEP))
-        self._iters[local] = int(self.workbook.get(row, _ITERATION))
         self._status[local] = int(self.workbook.get(row, _STATUS))
         self._run(row, self._scenario_of(row))  # writes the status where the user blocks next
 

@@ -8,9 +8,11 @@ storage lives in ``columns`` and ``stable``, totals in ``aggregates``, staged wr
 from __future__ import annotations
 
 import sys
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from progressd.errors import StateError
 from progressd.workbook.aggregates import Aggregates, recount
@@ -174,6 +176,21 @@ class Workbook:
             raise StateError(f"{field_name(field)} is not a hot field; read it with get_cold()")
         value: int | float = self._cols[field][row]
         return value
+
+    def column(self, field: Field) -> array[Any]:
+        """The live typed column of hot field ``field``, indexed by row: for hot paths that
+        cannot pay for ``get`` (the runner's step pointer and iteration).
+
+        Read-only by contract: write through ``set``/``add``/``advance``. It holds committed
+        values (a write staged inside ``dispatching()`` is not in it until the merge) and is
+        the same object for the workbook's life (``add_rows`` extends it in place).
+
+        Raises:
+            StateError: when ``field`` is not a hot field.
+        """
+        if field in _COLD or not 0 <= field < len(self._cols):
+            raise StateError(f"{field_name(field)} is not a hot field")
+        return self._cols[field]
 
     def get_cold(self, row: int, field: Field) -> object | None:
         """A cold field's committed value, ``None`` when the row has none."""
