@@ -19,18 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from progressd.histogram import LatencyHistogram
+from progressd.http.errors import HTTP_ERROR_REASONS
 
 __all__ = ["ERROR_CLASSES", "ScenarioMetrics", "StepMetrics"]
 
-ERROR_CLASSES = (
-    "connect-refused",
-    "connect-timeout",
-    "connect-error",
-    "tls",
-    "timeout",
-    "closed-early",
-    "malformed-response",
-    "cancelled",
+ERROR_CLASSES: tuple[str, ...] = (
+    *HTTP_ERROR_REASONS,
     "status",
     "expectation",
     "extract",
