@@ -24,32 +24,19 @@ Invariants: a row has at most one wait per key; every waiter's callbacks run at 
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import msgspec
 
-from progressd.clock import FakeClock
 from progressd.errors import StateError
+from progressd.scheduling import Scheduler, TimerHandle
 
 DEFAULT_MAX_PENDING = 10_000
 MAX_BATCH = 10_000
-
-
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
-
-
-class Scheduler(Protocol):
-    """A clock and one-shot timers on the same timebase; an asyncio loop is one."""
-
-    def time(self) -> float: ...
-
-    def call_at(self, when: float, callback: Callable[[], object], /) -> TimerHandle: ...
 
 
 class Report(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -301,46 +288,3 @@ class ReportMailbox:
         if not queue:
             del self._queues[where]
         return report
-
-
-class FakeScheduler:
-    """A ``Scheduler`` on a ``FakeClock``: timers run when ``run_due``/``advance`` says. Tests."""
-
-    __slots__ = ("_clock", "_heap", "_seq")
-
-    def __init__(self, clock: FakeClock) -> None:
-        self._clock = clock
-        self._heap: list[tuple[float, int, _FakeTimer]] = []
-        self._seq = itertools.count()
-
-    def time(self) -> float:
-        return self._clock.now()
-
-    def call_at(self, when: float, callback: Callable[[], object], /) -> _FakeTimer:
-        timer = _FakeTimer(callback)
-        heapq.heappush(self._heap, (when, next(self._seq), timer))
-        return timer
-
-    def advance(self, seconds: float) -> int:
-        self._clock.advance(seconds)
-        return self.run_due()
-
-    def run_due(self) -> int:
-        """Run every live timer due by now, earliest first; return how many ran."""
-        ran = 0
-        while self._heap and self._heap[0][0] <= self._clock.now():
-            timer = heapq.heappop(self._heap)[2]
-            if not timer.cancelled:
-                timer.cancelled = True
-                timer.callback()
-                ran += 1
-        return ran
-
-
-@dataclass(slots=True)
-class _FakeTimer:
-    callback: Callable[[], object]
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True

@@ -8,12 +8,12 @@ import pytest
 from progressd.clock import FakeClock
 from progressd.errors import StateError
 from progressd.reports import (
-    FakeScheduler,
     Report,
     ReportMailbox,
     ReportWait,
     decode_report_batch,
 )
+from progressd.scheduling import FakeScheduler
 
 
 @dataclass

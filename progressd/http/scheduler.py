@@ -9,19 +9,6 @@ for all its request deadlines (see ``deadlines.py``), plus one per connect attem
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from progressd.scheduling import Scheduler, TimerHandle
 
-
-class TimerHandle(Protocol):
-    """A scheduled callback that can be cancelled before it runs."""
-
-    def cancel(self) -> None: ...
-
-
-class Scheduler(Protocol):
-    """A monotonic clock and one-shot timers on the same timebase."""
-
-    def time(self) -> float: ...
-
-    def call_at(self, when: float, callback: Callable[[], object], /) -> TimerHandle: ...
+__all__ = ["Scheduler", "TimerHandle"]
