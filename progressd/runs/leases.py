@@ -5,10 +5,14 @@ Every user of a scenario with ``resource_lease`` asks for its lease before the r
 manager grants a member or queues the user). The lease's member shows up in the user's context
 as ``lease.address`` / ``host`` / ``port`` / ``pool``. On ``release-on: milestone:X`` the lease
 is released when the user reaches X and, if the user has iterations left, asked for again at
-once (so each iteration may land on another healthy member). Leases still held are
-released when the user ends (seen through the event bus's field events), or revoked when the
-run closes. A failing member's holders are rolled back by the manager through
-the ``ProgressBinding`` (the runner), counted here per scenario.
+once (so each iteration may land on another healthy member). A ``ttl`` lease is renewed when
+its holder progresses: the bus's field events that move a row's step, iteration, done work or
+milestone call ``manager.renew(row)`` (O(1) per dirty row per flush, nothing on the runner's hot
+path; renewal lags progress by at most the bus's flush interval, so a ``ttl`` should exceed it).
+A user stuck on one step (an external report that never comes) stops renewing and loses its
+lease ``ttl`` later. Leases still held are released when the user ends (seen through the same
+field events), or revoked when the run closes. A failing member's holders are rolled back by
+the manager through the ``ProgressBinding`` (the runner), counted here per scenario.
 
 A user whose request is queued (every member full or critical) still starts; its first http
 or exec step reading ``lease.*`` waits for the grant (``steps/leases.py``) within the step's
@@ -31,6 +35,8 @@ from progressd.workbook import FINAL_STATUSES, Field, Status
 __all__ = ["RunLeases"]
 
 _STATUS_BIT = Field.STATUS.mask
+# a user progresses when its step pointer, iteration, done work or milestone moves
+_PROGRESS_BITS = Field.STEP.mask | Field.ITERATION.mask | Field.DONE.mask | Field.MILESTONE.mask
 _ENDED = frozenset(int(s) for s in FINAL_STATUSES)
 
 
@@ -48,6 +54,7 @@ class RunLeases:
             else LeaseRequest.from_config(sc.lease, scenario=sc.name, priority=sc.priority)
             for sc in plan.scenarios
         ]
+        self._renews = any(r is not None and r.ttl is not None for r in self._requests)
         self.rollbacks = [0] * len(plan.scenarios)
         self.on_granted: Callable[[int], object] | None = None
         """Called with a row that was just granted a lease (parked steps start then)."""
@@ -87,16 +94,21 @@ class RunLeases:
         return context
 
     def watch_finishes(self, bus: EventBus) -> None:
-        """Release a user's lease when it ends (``release-on: end``, and any lease still held
-        by a user that stopped): the bus's field events say which rows changed status."""
+        """Renew a user's ``ttl`` lease when it progresses, and release its lease when it ends
+        (``release-on: end``, and any lease still held by a user that stopped): the bus's field
+        events say which rows moved or changed status."""
         bus.subscribe(["field"], self._on_batch)
 
     def _on_batch(self, batch: Batch) -> None:
         workbook = self._runner.workbook
-        on_finished = self.manager.on_finished
+        manager = self.manager
+        renews = self._renews
         for event in batch.events:
-            if event.fields & _STATUS_BIT and workbook.get(event.row, Field.STATUS) in _ENDED:
-                on_finished(event.row)
+            fields = event.fields
+            if renews and fields & _PROGRESS_BITS:
+                manager.renew(event.row)
+            if fields & _STATUS_BIT and workbook.get(event.row, Field.STATUS) in _ENDED:
+                manager.on_finished(event.row)
 
     async def close(self) -> None:
         """Stop health checks and revoke every lease still held."""
