@@ -1,56 +1,15 @@
-"""Shared harness for the HTTP client tests: a manual scheduler, a result collector, a raw
+"""Shared harness for the HTTP client tests: a result collector, a raw
 asyncio server and an aiohttp server, all real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 
 from progressd.http import HttpResult
-
-
-class ManualTimer:
-    __slots__ = ("callback", "cancelled", "when")
-
-    def __init__(self, when: float, callback: Callable[[], object]) -> None:
-        self.when = when
-        self.callback = callback
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class ManualScheduler:
-    """A ``Scheduler`` whose time moves only on ``advance``; due timers fire in order then."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self._heap: list[tuple[float, int, ManualTimer]] = []
-        self._seq = itertools.count()
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], object], /) -> ManualTimer:
-        timer = ManualTimer(when, callback)
-        heapq.heappush(self._heap, (when, next(self._seq), timer))
-        return timer
-
-    def pending(self) -> int:
-        return sum(1 for _, _, t in self._heap if not t.cancelled)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        while self._heap and self._heap[0][0] <= self.now:
-            _, _, timer = heapq.heappop(self._heap)
-            if not timer.cancelled:
-                timer.callback()
 
 
 class Collector:

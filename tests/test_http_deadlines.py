@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from http_testkit import ManualScheduler
-
+from progressd.clock import FakeClock
 from progressd.http.deadlines import Deadlines
 from progressd.http.exchange import DONE, Exchange
 from progressd.http.request import encode_request
 from progressd.http.result import HttpResult
+from progressd.scheduling import FakeScheduler
 
 REQUEST = encode_request("GET", "/", "h")
 
@@ -20,8 +20,8 @@ def _exchange(started: float) -> Exchange:
     return Exchange(REQUEST, _ignore, started)
 
 
-def _deadlines(start: float = 0.0) -> tuple[ManualScheduler, Deadlines, list[Exchange]]:
-    clock = ManualScheduler(start=start)
+def _deadlines(start: float = 0.0) -> tuple[FakeScheduler, Deadlines, list[Exchange]]:
+    clock = FakeScheduler(FakeClock(start))
     expired: list[Exchange] = []
 
     def expire(ex: Exchange) -> None:
@@ -91,14 +91,14 @@ def test_deadlines_memory_follows_live_exchanges() -> None:
 
 
 def test_deadlines_callback_may_add_and_close_disarms() -> None:
-    clock = ManualScheduler(start=0.0)
+    clock = FakeScheduler(FakeClock(0.0))
     expired: list[Exchange] = []
 
     def expire_and_retry(ex: Exchange) -> None:
         ex.state = DONE
         expired.append(ex)
         if len(expired) == 1:
-            deadlines.add(_exchange(clock.now), 1.0)
+            deadlines.add(_exchange(clock.time()), 1.0)
 
     deadlines = Deadlines(clock, expire_and_retry)
     deadlines.add(_exchange(0.0), 1.0)
@@ -106,6 +106,6 @@ def test_deadlines_callback_may_add_and_close_disarms() -> None:
     assert len(expired) == 1 and clock.pending() == 1
     clock.advance(1.0)
     assert len(expired) == 2
-    deadlines.add(_exchange(clock.now), 1.0)
+    deadlines.add(_exchange(clock.time()), 1.0)
     deadlines.close()
     assert clock.pending() == 0 and len(deadlines) == 0

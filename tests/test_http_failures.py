@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from http_testkit import Collector, ManualScheduler, RawServer, read_request
+from http_testkit import Collector, RawServer, read_request
 
+from progressd.clock import FakeClock
 from progressd.http import HttpPool, Origin
+from progressd.scheduling import FakeScheduler
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -164,7 +166,7 @@ async def test_pool_times_out_a_slow_server_and_drops_the_connection() -> None:
         arrived.set()
         await reader.read()  # returns when the client aborts
 
-    clock = ManualScheduler()
+    clock = FakeScheduler(FakeClock(1000.0))
     async with RawServer(silent) as server:
         pool = _pool(server.port, scheduler=clock)
         done = Collector()
@@ -188,7 +190,7 @@ async def test_pool_times_out_a_request_waiting_for_a_connection() -> None:
         arrived.set()
         await reader.read()
 
-    clock = ManualScheduler()
+    clock = FakeScheduler(FakeClock(1000.0))
     async with RawServer(silent) as server:
         pool = _pool(server.port, scheduler=clock, max_connections=1)
         done = Collector()
@@ -220,7 +222,7 @@ async def test_pool_reports_connection_refused() -> None:
 
 
 async def test_pool_reports_connect_timeout_and_cancels_connect_timers() -> None:
-    clock = ManualScheduler()
+    clock = FakeScheduler(FakeClock(1000.0))
     async with RawServer(_serve_ok_forever) as server:
         pool = _pool(server.port, scheduler=clock, connect_timeout=3.0)
         done = Collector()

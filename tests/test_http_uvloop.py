@@ -9,9 +9,11 @@ import socket
 
 import uvloop
 from aiohttp import web
-from http_testkit import Collector, ManualScheduler, RawServer, aiohttp_server, read_request
+from http_testkit import Collector, RawServer, aiohttp_server, read_request
 
+from progressd.clock import FakeClock
 from progressd.http import HttpPool, HttpResult, Origin
+from progressd.scheduling import FakeScheduler
 
 
 async def _keep_alive_and_chunked() -> tuple[list[HttpResult], int]:
@@ -59,7 +61,7 @@ async def _refused_and_timeout() -> list[str | None]:
         arrived.set()
         await reader.read()
 
-    clock = ManualScheduler()
+    clock = FakeScheduler(FakeClock(1000.0))
     async with RawServer(silent) as server:
         slow = HttpPool(Origin("127.0.0.1", server.port), scheduler=clock)
         slow.request("GET", "/", timeout=1.0, on_done=done)
