@@ -36,6 +36,29 @@ load:
 """
 
 
+def leasing_scenario(members: str) -> str:
+    """Two users, each leasing a member of the ``backends`` pool (``members`` is a YAML flow
+    list body), GET its address, then wait up to 30 s on the ``leave`` external key."""
+    return f"""\
+version: 2
+name: leasing
+resources:
+  ip-port-pool:
+    backends:
+      members: [{members}]
+load:
+  scenarios:
+    - name: l
+      users: 2
+      iterations: 1
+      resource_lease: {{pool: backends, per: user}}
+      steps:
+        - {{name: home, http: {{method: GET, url: "http://{{{{ lease.address }}}}/"}}}}
+        - milestone: browsed
+        - external: {{key: leave, timeout: 30s}}
+"""
+
+
 async def run_text(text: str, **options: object) -> tuple[Run, RunSummary]:
     """Run the document ``text`` to its end (bounded at 20 s); the run and its summary."""
     run = Run(load_plan_text(text, file="t.yaml", cache=None), **options)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 from harness import DaemonProcess, running_daemon
+from run_testkit import leasing_scenario
 
 from progressd.client import ControlClient
 from progressd.errors import ControlError
@@ -71,27 +72,6 @@ load:
         - milestone: ready
         - external: {key: go, timeout: 30s}
         - milestone: done
-"""
-
-
-def leasing(members: str, *, think: str = "30s") -> str:
-    return f"""
-version: 2
-name: leasing
-resources:
-  ip-port-pool:
-    backends:
-      members: [{members}]
-load:
-  scenarios:
-    - name: l
-      users: 2
-      iterations: 1
-      resource_lease: {{pool: backends, per: user}}
-      steps:
-        - {{name: home, http: {{method: GET, url: "http://{{{{ lease.address }}}}/"}}}}
-        - milestone: browsed
-        - external: {{key: leave, timeout: {think}}}
 """
 
 
@@ -309,8 +289,8 @@ async def test_runs_api_pools_leases_and_drain(shared: Shared) -> None:
     _, client = shared
     async with running_backends((0, 0)) as backends:
         members = ", ".join(f'"{b.address}"' for b in backends)
-        run = await submit(client, leasing(members))
-        other = await submit(client, leasing(members))
+        run = await submit(client, leasing_scenario(members))
+        other = await submit(client, leasing_scenario(members))
         await _until_milestone(client, run, "browsed", 2)
         pools = await client.get("/v1/pools", PoolList)
         leases = await client.get(f"/v1/leases?run={run}", LeaseList)

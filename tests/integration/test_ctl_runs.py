@@ -16,6 +16,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 from harness import DaemonProcess, Result, run_ctl, running_daemon
+from run_testkit import leasing_scenario
 
 from progressd.client import ControlClient
 from progressd.runs.backends import running_backends
@@ -59,27 +60,6 @@ load:
         - milestone: built
         - external: {key: approve, timeout: 30s}
         - milestone: approved
-"""
-
-
-def leasing(members: str) -> str:
-    return f"""\
-version: 2
-name: leasing
-resources:
-  ip-port-pool:
-    backends:
-      members: [{members}]
-load:
-  scenarios:
-    - name: l
-      users: 2
-      iterations: 1
-      resource_lease: {{pool: backends, per: user}}
-      steps:
-        - {{name: home, http: {{method: GET, url: "http://{{{{ lease.address }}}}/"}}}}
-        - milestone: browsed
-        - external: {{key: leave, timeout: 30s}}
 """
 
 
@@ -253,7 +233,7 @@ async def test_ctl_errors_are_one_line_with_exit_codes(
 async def test_ctl_pools_leases_and_drain(daemon: DaemonProcess, tmp_path: Path) -> None:
     async with running_backends((0, 0)) as backends:
         members = ", ".join(f'"{b.address}"' for b in backends)
-        run = await submitted_quietly(daemon, leasing(members))
+        run = await submitted_quietly(daemon, leasing_scenario(members))
         await _until_milestone(daemon, run, "browsed", 2)
         pools, leases, leases_json = await asyncio.gather(
             ctl(daemon, "pools"), ctl(daemon, "leases", run), ctl(daemon, "--json", "leases")
