@@ -54,7 +54,7 @@ class _Families:
         )
         self.users = g(
             "progressd_run_users",
-            "Users by state (pending, active, finished).",
+            "Users by state (pending, active, waiting-for-resource, finished).",
             labels=[*_RS, "state"],
         )
         self.milestones = g(
@@ -160,9 +160,11 @@ def _scenarios(f: _Families, run: Run) -> None:
         if part.eta_s is not None:
             f.eta.add_metric(labels, part.eta_s)
         pending = max(0, part.users - part.active - part.finished)
+        waiting = part.waiting_for_resource
         for state, n in (
             ("pending", pending),
-            ("active", part.active),
+            ("active", part.active - waiting),
+            ("waiting-for-resource", waiting),
             ("finished", part.finished),
         ):
             f.users.add_metric([*labels, state], n)

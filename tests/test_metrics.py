@@ -99,7 +99,7 @@ async def test_runs_collector_exposes_every_metric_of_a_live_run(tmp_path: Path)
     ((labels, ratio),) = families["progressd_run_progress_ratio"]
     assert labels == {"run": run.id, "scenario": "shop"} and 0 < ratio < 1
     users = {s[0]["state"]: s[1] for s in families["progressd_run_users"]}
-    assert users == {"pending": 0.0, "active": 4.0, "finished": 0.0}
+    assert users == {"pending": 0.0, "active": 4.0, "waiting-for-resource": 0.0, "finished": 0.0}
     errors = families["progressd_errors"]
     assert [(s[0]["class"], s[1]) for s in errors] == [("status", 4.0)]
     http = dict((s[0].get("le"), s[1]) for s in families["progressd_http_request_duration_seconds"])

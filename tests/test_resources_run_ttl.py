@@ -7,8 +7,10 @@ import asyncio
 from collections.abc import Callable
 
 from progressd.dsl import load_plan_text
+from progressd.reports import Report
 from progressd.runs import Run
 from progressd.runs.backends import running_backends
+from progressd.workbook import Field, Status
 
 
 def _document(address: str, users: int, steps: str, ttl: str = "150ms") -> str:
@@ -63,7 +65,8 @@ async def test_run_leases_progressing_user_keeps_its_ttl_lease() -> None:
 
 async def test_run_leases_stuck_user_loses_its_lease_after_ttl() -> None:
     steps = '        - {name: use, http: {method: GET, url: "http://{{ lease.address }}/"}}\n'
-    steps += '        - external: {key: "never-{{ user.id }}", timeout: 1h}\n'
+    steps += '        - external: {key: "late-{{ user.id }}", timeout: 1h}\n'
+    steps += '        - {name: after, http: {method: GET, url: "http://{{ lease.address }}/"}}\n'
     async with running_backends((0,)) as (backend,):
         run = Run(load_plan_text(_document(backend.address, 2, steps), cache=None))
         run.start()
@@ -79,6 +82,42 @@ async def test_run_leases_stuck_user_loses_its_lease_after_ttl() -> None:
         await _wait_for(lambda: manager.statistics().leases.expiries_total >= 2)
         member = manager.pools["backends"].members[backend.address]
         assert member.holders == 0
+        # user 0 moves again: it asks for a lease again, gets the free member and finishes
+        run.deliver_reports([Report(key="late-0")])
+        await _wait_for(lambda: int(run.workbook.get(0, Field.STATUS)) == Status.DONE)
+        assert backend.counts["/"] == 3
         run.cancel()
         async with asyncio.timeout(10):
             await run.wait()
+
+
+async def test_run_leases_queued_users_show_waiting_for_resource() -> None:
+    steps = '        - {name: use, http: {method: GET, url: "http://{{ lease.address }}/"}}\n'
+    steps += '        - external: {key: "go-{{ user.id }}", timeout: 1h}\n'
+    text = _document("127.0.0.1:1", 3, steps).replace("ttl: 150ms", "release-on: end")
+    async with running_backends((0,)) as (backend,):
+        text = text.replace("127.0.0.1:1", backend.address)
+        run = Run(load_plan_text(text, cache=None))
+        run.start()
+        wb = run.workbook
+        await _wait_for(lambda: backend.counts["/"] >= 1)
+        run.bus.flush(run.clock.now(), force=True)
+        statuses = [Status(int(wb.get(row, Field.STATUS))) for row in range(3)]
+        assert statuses == [Status.WAITING, *[Status.WAITING_FOR_RESOURCE] * 2]
+        progress = run.progress()
+        assert progress.waiting_for_resource == 2
+        assert progress.scenarios[0].waiting_for_resource == 2
+        assert progress.active == 3
+        # user 0 ends: its lease goes to user 1, which turns active and sends its request
+        run.deliver_reports([Report(key="go-0")])
+        await _wait_for(lambda: backend.counts["/"] >= 2)
+        assert Status(int(wb.get(1, Field.STATUS))) == Status.WAITING  # on its external step
+        assert Status(int(wb.get(2, Field.STATUS))) == Status.WAITING_FOR_RESOURCE
+        assert run.progress().waiting_for_resource == 1
+        run.deliver_reports([Report(key="go-1")])
+        await _wait_for(lambda: backend.counts["/"] >= 3)
+        run.deliver_reports([Report(key="go-2")])
+        async with asyncio.timeout(10):
+            summary = await run.wait()
+    assert summary.state == "succeeded"
+    assert run.progress().waiting_for_resource == 0

@@ -57,6 +57,7 @@ _DONE, _STEP, _ITERATION, _STATUS, _LEASE = (
     Field.LEASE,
 )
 _ACTIVE, _THINKING, _WAITING = int(Status.ACTIVE), int(Status.THINKING), int(Status.WAITING)
+_WAITING_FOR_RESOURCE = int(Status.WAITING_FOR_RESOURCE)
 _DONE_STATUS = int(Status.DONE)
 _FINAL = frozenset({int(Status.DONE), int(Status.FAILED), int(Status.CANCELLED)})
 _REASONS = frozenset(get_args(RollbackReason))
@@ -417,6 +418,12 @@ class Runner:
         """``ProgressBinding``: the row now holds ``lease_id``; re-check a guard on ``lease``."""
         self.workbook.set(row, _LEASE, -1 if lease_id is None else lease_id)
         self._guards.touch(row, "lease")
+
+    def mark_waiting_for_resource(self, row: int, waiting: bool) -> None:
+        """The row's step waits for a lease (``waiting``: show ``WAITING_FOR_RESOURCE``) or was
+        granted one (show ``ACTIVE``); a row that has ended keeps its final status."""
+        if self._status[row - self._first_row] not in _FINAL:
+            self._set_status(row, _WAITING_FOR_RESOURCE if waiting else _ACTIVE)
 
     def touch(self, row: int, field: str) -> bool:
         """Mark ``field`` (``vars.x``, ``lease``...) dirty for ``row``: re-check its guard."""

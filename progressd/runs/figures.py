@@ -49,6 +49,8 @@ class ScenarioFigures:
     rework: int
     rollbacks: int
     milestones: dict[str, int] = field(default_factory=dict)
+    waiting_for_resource: int = 0
+    """Of the ``active`` users, those whose step waits for a lease."""
 
 
 class Figures:
@@ -128,6 +130,7 @@ class Figures:
             rework=totals.rework,
             rollbacks=totals.rollbacks,
             milestones=dict(zip(names, totals.milestone_reached, strict=True)),
+            waiting_for_resource=counts[Status.WAITING_FOR_RESOURCE],
         )
 
     def _tallied(self, index: int) -> ScenarioFigures:
@@ -153,6 +156,7 @@ class Figures:
             rework=0,
             rollbacks=rollbacks,
             milestones=milestones,
+            waiting_for_resource=counts[Status.WAITING_FOR_RESOURCE],
         )
 
     def _counters(self, index: int) -> tuple[int, int]:
@@ -241,6 +245,7 @@ class Figures:
                 progress=self.ratio(index, f), iterations=f.iterations, requests=m.requests,
                 errors=m.errors, req_per_s=self.trackers[index].req_per_s,
                 eta_s=self.eta(index, f), milestones=f.milestones,
+                waiting_for_resource=f.waiting_for_resource,
             ))  # fmt: skip
         return RunProgress(
             run=run_id,
@@ -250,6 +255,7 @@ class Figures:
             users=sum(p.users for p in parts),
             active=sum(p.active for p in parts),
             finished=sum(p.finished for p in parts),
+            waiting_for_resource=sum(p.waiting_for_resource for p in parts),
             progress=self._overall(parts),
             requests=sum(p.requests for p in parts),
             errors=sum(p.errors for p in parts),

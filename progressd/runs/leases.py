@@ -10,14 +10,16 @@ its holder progresses: the bus's field events that move a row's step, iteration,
 milestone call ``manager.renew(row)`` (O(1) per dirty row per flush, nothing on the runner's hot
 path; renewal lags progress by at most the bus's flush interval, so a ``ttl`` should exceed it).
 A user stuck on one step (an external report that never comes) stops renewing and loses its
-lease ``ttl`` later. Leases still held are released when the user ends (seen through the same
-field events), or revoked when the run closes. A failing member's holders are rolled back by
+lease ``ttl`` later; if it moves again, it asks for a lease again. Leases still held are
+released when the user ends (seen through the same field events), or revoked when the run
+closes. A failing member's holders are rolled back by
 the manager through the ``ProgressBinding`` (the runner), counted here per scenario.
 
 A user whose request is queued (every member full or critical) still starts; its first http
 or exec step reading ``lease.*`` waits for the grant (``steps/leases.py``) within the step's
-timeout. Not yet (issue 7): an external step's key reading ``lease.*`` fails instead of
-waiting, and a waiting user shows as ``active`` rather than ``waiting-for-resource``.
+timeout, and shows as ``waiting-for-resource`` (workbook status ``WAITING_FOR_RESOURCE``,
+counted in the progress record and ``progressd_run_users``) until the grant. Not yet: an
+external step's key reading ``lease.*`` fails instead of waiting.
 """
 
 from __future__ import annotations
@@ -105,10 +107,20 @@ class RunLeases:
         renews = self._renews
         for event in batch.events:
             fields = event.fields
-            if renews and fields & _PROGRESS_BITS:
-                manager.renew(event.row)
             if fields & _STATUS_BIT and workbook.get(event.row, Field.STATUS) in _ENDED:
                 manager.on_finished(event.row)
+            elif renews and fields & _PROGRESS_BITS:
+                self._renew(event.row)
+
+    def _renew(self, row: int) -> None:
+        """The row progressed: renew its lease, or ask again for one that expired."""
+        leases = self.manager.leases
+        if row in leases.by_row:
+            leases.renew(row)
+            return
+        request = self._requests[self._scenario_of(row)]
+        if request is not None and request.ttl is not None and not leases.waiting(row):
+            self.manager.acquire(row, request)
 
     async def close(self) -> None:
         """Stop health checks and revoke every lease still held."""

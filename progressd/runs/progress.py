@@ -24,7 +24,8 @@ _RATE_ALPHA = 0.3
 
 class ScenarioProgress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One scenario at one instant. ``active`` users have started and not ended; ``finished``
-    ended (done, failed or cancelled). ``eta_s`` is ``None`` while the forecast is held back."""
+    ended (done, failed or cancelled). ``waiting_for_resource`` counts the ``active`` users
+    whose step waits for a lease. ``eta_s`` is ``None`` while the forecast is held back."""
 
     name: str
     users: int
@@ -37,6 +38,7 @@ class ScenarioProgress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     req_per_s: float
     eta_s: float | None
     milestones: dict[str, int] = {}
+    waiting_for_resource: int = 0
 
 
 class RunProgress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -56,6 +58,8 @@ class RunProgress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     req_per_s: float
     eta_s: float | None
     scenarios: tuple[ScenarioProgress, ...]
+    waiting_for_resource: int = 0
+    """Of the ``active`` users, those whose step waits for a lease."""
 
 
 @dataclass(slots=True)

@@ -123,6 +123,8 @@ class Run:
             seed=seed,
         )
         self.workbook = self.runner.workbook
+        if self.lease_waits is not None:
+            self.lease_waits.on_wait = self.runner.mark_waiting_for_resource
         self.restored = restored is not None
         if restored is not None:
             _restore_stable(self.workbook, restored)

@@ -5,7 +5,9 @@ is queued for a member (every member full or failing), or between releasing one 
 (``release-on``) and being granted the next. Rather than fail, the step is *parked* here: the
 user keeps its one completion pollable, no task, and the step starts when the lease is granted
 (``granted(row)``, called from the resource binding) — or fails with class ``no-lease`` when
-no lease came within the step's timeout.
+no lease came within the step's timeout. ``on_wait(row, True)`` is called when a step parks and
+``on_wait(row, False)`` when its lease comes: the run shows the user as ``waiting-for-resource``
+in between.
 """
 
 from __future__ import annotations
@@ -34,11 +36,17 @@ def _resume(parked: _Parked) -> None:
 class LeaseWaits:
     """The steps parked until their user holds a lease; at most one per user."""
 
-    __slots__ = ("_loop", "_parked", "granted_count", "timed_out")
+    __slots__ = ("_loop", "_parked", "granted_count", "on_wait", "timed_out")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_wait: Callable[[int, bool], None] | None = None,
+    ) -> None:
         self._loop = loop
         self._parked: dict[int, _Parked] = {}
+        self.on_wait = on_wait
+        """Told ``(row, True)`` when a step parks and ``(row, False)`` when it is granted."""
         self.granted_count = 0
         self.timed_out = 0
 
@@ -62,6 +70,8 @@ class LeaseWaits:
             stale.timer.cancel()
         timer = self._loop.call_later(timeout_s, self._expire, call.row, expire)
         self._parked[call.row] = _Parked(call, resume, timer)
+        if self.on_wait is not None:
+            self.on_wait(call.row, True)
 
     def granted(self, row: int) -> bool:
         """``row`` now holds a lease: start its parked step, if any. Whether one was parked."""
@@ -71,6 +81,8 @@ class LeaseWaits:
         parked.timer.cancel()
         if not parked.call.cancelled:
             self.granted_count += 1
+            if self.on_wait is not None:
+                self.on_wait(row, False)
             # next turn: a grant made while the event bus dispatches is staged in the workbook
             # until the dispatch ends, and the step must see the lease when it renders
             self._loop.call_soon(_resume, parked)
