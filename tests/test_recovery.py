@@ -56,14 +56,17 @@ def milestone_counts(store: Store, run: str) -> dict[str, int]:
     return counts
 
 
-async def crash_after_first_milestone(tmp_path: Path) -> tuple[str, dict[str, int]]:
-    """A run whose users all reached ``first`` and think for 30 s; its store is then abandoned
-    without the run ending (what a kill -9 leaves): the committed history only."""
+async def crash_after_first_milestone(
+    tmp_path: Path, text: str | None = None, *, users: int = 5, scenario: int = 0
+) -> tuple[str, dict[str, int]]:
+    """A run (by default ``document(second="30s")``) in which ``users`` users of scenario number
+    ``scenario`` reached ``first``; its store is then abandoned without the run ending (what a
+    kill -9 leaves): the committed history only."""
     store, manager, persistence = persisted(tmp_path)
-    run_id = submit(manager, document(second="30s"))
+    run_id = submit(manager, document(second="30s") if text is None else text)
     run = manager.entry(run_id).run
     assert run is not None
-    await wait_until(lambda: run.progress().scenarios[0].milestones.get("first") == 5)
+    await wait_until(lambda: run.progress().scenarios[scenario].milestones.get("first") == users)
     run.bus.flush(run.clock.now(), force=True)
     persistence.tick(1e9)
     await persistence.wait_snapshots()
@@ -265,18 +268,7 @@ load:
 async def test_recovery_restores_per_scenario_figures_of_a_two_scenario_run(
     tmp_path: Path,
 ) -> None:
-    store, manager, persistence = persisted(tmp_path)
-    run_id = submit(manager, TWO)
-    run = manager.entry(run_id).run
-    assert run is not None
-    await wait_until(lambda: run.progress().scenarios[1].milestones.get("first") == 3)
-    persistence.tick(1e9)
-    await persistence.wait_snapshots()
-    persistence.flush()
-    manager.on_closed.clear()
-    run.cancel("crash")
-    await run.wait()
-    store.connection.close()
+    run_id, _ = await crash_after_first_milestone(tmp_path, TWO, users=3, scenario=1)
     _, manager, persistence = persisted(tmp_path)
     persistence.recover()
     resumed = manager.entry(run_id).run
@@ -311,18 +303,7 @@ resources:
 """,
             scenario_extra="      resource_lease: {pool: backends, per: user}",
         )
-        store, manager, persistence = persisted(tmp_path)
-        run_id = submit(manager, text)
-        run = manager.entry(run_id).run
-        assert run is not None
-        await wait_until(lambda: run.progress().scenarios[0].milestones.get("first") == 4)
-        persistence.tick(1e9)
-        await persistence.wait_snapshots()
-        persistence.flush()
-        manager.on_closed.clear()
-        run.cancel("crash")
-        await run.wait()
-        store.connection.close()
+        run_id, _ = await crash_after_first_milestone(tmp_path, text, users=4)
         _, manager, persistence = persisted(tmp_path)
         persistence.recover()
         resumed = manager.entry(run_id).run
