@@ -19,8 +19,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-import msgspec
-
 from progressd import __version__
 from progressd.api import StatusReply
 from progressd.client import ControlClient
@@ -29,6 +27,7 @@ from progressd.errors import ControlError, ProgressdError
 from progressd.runs.ctl import SPECS as RUN_SPECS
 from progressd.runs.ctl_history import SPECS as HISTORY_SPECS
 from progressd.runs.ctl_pools import SPECS as POOL_SPECS
+from progressd.runs.table import print_json
 from progressd.units import format_duration
 
 __all__ = ["COMMANDS", "Command", "main", "resolve_socket"]
@@ -44,11 +43,6 @@ class Command:
     help: str
     run: Runner
     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
-
-
-def print_json(message: msgspec.Struct, out: TextIO) -> None:
-    """``--json`` output: one compact JSON document per line."""
-    out.write(msgspec.json.encode(message).decode() + "\n")
 
 
 async def _status(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:

@@ -14,7 +14,6 @@ import argparse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TextIO
 
-import msgspec
 from rich.console import Console
 from rich.live import Live
 
@@ -37,17 +36,13 @@ from progressd.runs.messages import (
     SubmitRequest,
     decode_event,
 )
-from progressd.runs.table import print_table, seconds
+from progressd.runs.table import print_json, print_table, seconds
 from progressd.summary import RunSummary, render_summary
 
 __all__ = ["SPECS"]
 
 Runner = Callable[[ControlClient, argparse.Namespace, TextIO], Awaitable[int]]
 Spec = tuple[str, str, Runner, Callable[[argparse.ArgumentParser], None]]
-
-
-def _json(message: msgspec.Struct, out: TextIO) -> None:
-    out.write(msgspec.json.encode(message).decode() + "\n")
 
 
 def _run_arg(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +77,7 @@ async def _submit(client: ControlClient, args: argparse.Namespace, out: TextIO) 
     body = SubmitRequest(text=_read_scenario(args.file), file=args.file, users=args.users)
     reply = await client.request("POST", "/v1/runs", reply=SubmitReply, body=body)
     if args.json:
-        _json(reply, out)
+        print_json(reply, out)
     else:
         out.write(f"submitted run {reply.run}\n")
     if not args.watch:
@@ -94,7 +89,7 @@ async def _submit(client: ControlClient, args: argparse.Namespace, out: TextIO) 
 async def _runs(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
     reply = await client.get("/v1/runs", RunList)
     if args.json:
-        _json(reply, out)
+        print_json(reply, out)
         return 0
     if not reply.runs:
         out.write("no runs\n")
@@ -123,7 +118,7 @@ def _run_row(s: RunSummary) -> tuple[str, ...]:
 async def _show(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
     summary = await client.get(f"/v1/runs/{args.run}", RunSummary)
     if args.json:
-        _json(summary, out)
+        print_json(summary, out)
     else:
         Console(file=out, highlight=False).print(render_summary(summary))
     return 0
@@ -197,7 +192,7 @@ def _steer(verb: str, done: str) -> Runner:
     async def run(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
         reply = await client.request("POST", f"/v1/runs/{args.run}/{verb}", reply=RunStateReply)
         if args.json:
-            _json(reply, out)
+            print_json(reply, out)
         else:
             out.write(f"run {reply.run} {done} (now {reply.state})\n")
         return 0
@@ -222,7 +217,7 @@ async def _report(client: ControlClient, args: argparse.Namespace, out: TextIO) 
     path = f"/v1/runs/{args.run}/reports"
     reply = await client.request("POST", path, reply=DeliveryCount, body=body)
     if args.json:
-        _json(reply, out)
+        print_json(reply, out)
     else:
         out.write(f"report {args.key}: {reply.matched} delivered, {reply.kept} kept\n")
     return 0
@@ -238,7 +233,7 @@ async def _rollback(client: ControlClient, args: argparse.Namespace, out: TextIO
     path = f"/v1/runs/{args.run}/rollback"
     reply = await client.request("POST", path, reply=RollbackReply, body=body)
     if args.json:
-        _json(reply, out)
+        print_json(reply, out)
     else:
         out.write(f"run {reply.run}: {reply.users} users rolled back to their last milestone\n")
     return 0

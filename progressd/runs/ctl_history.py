@@ -13,12 +13,10 @@ from datetime import UTC, datetime
 from typing import TextIO
 from urllib.parse import urlencode
 
-import msgspec
-
 from progressd.client import ControlClient
 from progressd.runs.ctl import Spec
 from progressd.runs.history import HISTORY_STATES, HistoryRecord, RunHistory
-from progressd.runs.table import print_table, seconds
+from progressd.runs.table import print_json, print_table, seconds
 
 __all__ = ["SPECS"]
 
@@ -39,7 +37,7 @@ async def _history(client: ControlClient, args: argparse.Namespace, out: TextIO)
         query["since"] = args.since
     reply = await client.get(f"/v1/runs?{urlencode(query)}", RunHistory)
     if args.json:
-        out.write(msgspec.json.encode(reply).decode() + "\n")
+        print_json(reply, out)
         return 0
     if not reply.runs:
         out.write("no runs\n")

@@ -10,24 +10,18 @@ from collections.abc import Sequence
 from typing import TextIO
 from urllib.parse import quote, urlencode
 
-import msgspec
-
 from progressd.client import ControlClient
 from progressd.runs.ctl import Spec
 from progressd.runs.messages import DrainReply, DrainRequest, LeaseList, PoolList
-from progressd.runs.table import print_table
+from progressd.runs.table import print_json, print_table
 
 __all__ = ["SPECS"]
-
-
-def _json(message: msgspec.Struct, out: TextIO) -> None:
-    out.write(msgspec.json.encode(message).decode() + "\n")
 
 
 async def _pools(client: ControlClient, args: argparse.Namespace, out: TextIO) -> int:
     reply = await client.get("/v1/pools", PoolList)
     if args.json:
-        _json(reply, out)
+        print_json(reply, out)
         return 0
     if not reply.pools:
         out.write("no pools (pools come from the resources of live runs)\n")
@@ -70,7 +64,7 @@ async def _leases(client: ControlClient, args: argparse.Namespace, out: TextIO) 
     query = f"?{urlencode({'run': args.run})}" if args.run else ""
     reply = await client.get(f"/v1/leases{query}", LeaseList)
     if args.json:
-        _json(reply, out)
+        print_json(reply, out)
         return 0
     if not reply.leases:
         out.write("no leases\n")
@@ -113,7 +107,7 @@ async def _drain(client: ControlClient, args: argparse.Namespace, out: TextIO) -
     body = DrainRequest(draining=not args.undo)
     reply = await client.request("POST", path, reply=DrainReply, body=body)
     if args.json:
-        _json(reply, out)
+        print_json(reply, out)
         return 0
     member = reply.member
     out.write(

@@ -1,11 +1,19 @@
-"""Compact aligned text tables for ``progressctl`` (no box drawing: easy to read and to grep)."""
+"""What ``progressctl`` writes: compact aligned text tables (no box drawing: easy to read and to
+grep) and ``--json`` lines."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TextIO
 
-__all__ = ["print_table", "seconds"]
+import msgspec
+
+__all__ = ["print_json", "print_table", "seconds"]
+
+
+def print_json(message: msgspec.Struct, out: TextIO) -> None:
+    """``--json`` output: one compact JSON document per line."""
+    out.write(msgspec.json.encode(message).decode() + "\n")
 
 
 def print_table(
