@@ -4,6 +4,7 @@ asyncio server and an aiohttp server, all real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -80,6 +81,25 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
             length = int(line.split(b":", 1)[1])
     body = await reader.readexactly(length) if length else b""
     return head, body
+
+
+def silent(arrived: asyncio.Event) -> Handler:
+    """A handler that reads one request, sets ``arrived`` and never answers: it returns only
+    when the client closes the connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        arrived.set()
+        await reader.read()
+
+    return handle
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager

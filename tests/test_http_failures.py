@@ -4,9 +4,8 @@ Timeouts use a manual scheduler: no test sleeps."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
-from http_testkit import Collector, RawServer, read_request
+from http_testkit import Collector, RawServer, closed_port, read_request, silent
 
 from progressd.clock import FakeClock
 from progressd.http import HttpPool, Origin
@@ -161,13 +160,8 @@ async def test_pool_drops_a_connection_that_sends_stray_bytes() -> None:
 async def test_pool_times_out_a_slow_server_and_drops_the_connection() -> None:
     arrived = asyncio.Event()
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        arrived.set()
-        await reader.read()  # returns when the client aborts
-
     clock = FakeScheduler(FakeClock(1000.0))
-    async with RawServer(silent) as server:
+    async with RawServer(silent(arrived)) as server:
         pool = _pool(server.port, scheduler=clock)
         done = Collector()
         pool.request("GET", "/", timeout=2.0, on_done=done)
@@ -185,13 +179,8 @@ async def test_pool_times_out_a_slow_server_and_drops_the_connection() -> None:
 async def test_pool_times_out_a_request_waiting_for_a_connection() -> None:
     arrived = asyncio.Event()
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        arrived.set()
-        await reader.read()
-
     clock = FakeScheduler(FakeClock(1000.0))
-    async with RawServer(silent) as server:
+    async with RawServer(silent(arrived)) as server:
         pool = _pool(server.port, scheduler=clock, max_connections=1)
         done = Collector()
         pool.request("GET", "/slow", timeout=10.0, on_done=done)
@@ -207,10 +196,7 @@ async def test_pool_times_out_a_request_waiting_for_a_connection() -> None:
 
 
 async def test_pool_reports_connection_refused() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    pool = _pool(port)
+    pool = _pool(closed_port())
     done = Collector()
     for _ in range(3):
         pool.request("GET", "/", on_done=done)

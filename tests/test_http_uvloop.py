@@ -5,11 +5,10 @@ on a uvloop loop, against real 127.0.0.1 servers."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import uvloop
 from aiohttp import web
-from http_testkit import Collector, RawServer, aiohttp_server, read_request
+from http_testkit import Collector, RawServer, aiohttp_server, closed_port, silent
 
 from progressd.clock import FakeClock
 from progressd.http import HttpPool, HttpResult, Origin
@@ -46,23 +45,15 @@ def test_pool_on_uvloop_reuses_connections_and_reads_chunks() -> None:
 
 
 async def _refused_and_timeout() -> list[str | None]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
-    refused = HttpPool(Origin("127.0.0.1", closed_port))
+    refused = HttpPool(Origin("127.0.0.1", closed_port()))
     done = Collector()
     refused.request("GET", "/", on_done=done)
     await done.wait(1)
 
     arrived = asyncio.Event()
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        arrived.set()
-        await reader.read()
-
     clock = FakeScheduler(FakeClock(1000.0))
-    async with RawServer(silent) as server:
+    async with RawServer(silent(arrived)) as server:
         slow = HttpPool(Origin("127.0.0.1", server.port), scheduler=clock)
         slow.request("GET", "/", timeout=1.0, on_done=done)
         await asyncio.wait_for(arrived.wait(), 10)
