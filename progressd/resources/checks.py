@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Protocol
+from typing import Protocol, cast
 
 import httptools
 
@@ -60,8 +60,9 @@ class _StatusProtocol(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(self._request)
+        # A stream connection's transport writes; uvloop's TCPTransport is not an
+        # asyncio.Transport subclass, so an isinstance check would fail on the daemon's loop.
+        cast(asyncio.WriteTransport, transport).write(self._request)
 
     def data_received(self, data: bytes) -> None:
         try:
