@@ -394,9 +394,11 @@ def locust_run(port: int, users: int, seconds: float) -> dict[str, float] | None
 # -- main ----------------------------------------------------------------------------------------
 
 
-async def run_clients(port: int, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
-    """Floor, client and run alternate for ``rounds`` rounds (the best round of each is kept:
-    other work on the machine only ever slows a round down); aiohttp runs once per user count."""
+async def best_rounds(
+    port: int, seconds: float, rounds: int, *, templated: bool = True
+) -> dict[str, dict[str, float]]:
+    """Floor, client and run (and the templated run) alternate for ``rounds`` rounds; the best
+    round of each is kept: other work on the machine only ever slows a round down."""
     figures: dict[str, dict[str, float]] = {}
 
     def keep(key: str, result: dict[str, float]) -> None:
@@ -408,7 +410,14 @@ async def run_clients(port: int, seconds: float, rounds: int) -> dict[str, dict[
             keep(f"floor_{users}", await measure(floor_users(port, users), seconds))
             keep(f"client_{users}", await measure(client_users(port, users), seconds))
             keep(f"run_{users}", await measure_run(port, users, seconds))
-        keep("run_templated_1000", await measure_run(port, 1000, seconds, templated=True))
+        if templated:
+            keep("run_templated_1000", await measure_run(port, 1000, seconds, templated=True))
+    return figures
+
+
+async def run_clients(port: int, seconds: float, rounds: int) -> dict[str, dict[str, float]]:
+    """``best_rounds``, then aiohttp once per user count."""
+    figures = await best_rounds(port, seconds, rounds)
     for users in (100, 1000):
         figures[f"aiohttp_{users}"] = await measure(aiohttp_users(port, users), seconds)
     return figures

@@ -208,17 +208,9 @@ def loopback_report(ph: ModuleType, args: argparse.Namespace) -> dict[str, Any]:
 async def phases(
     ph: ModuleType, port: int, seconds: float, rounds: int
 ) -> dict[str, dict[str, float]]:
-    figures: dict[str, dict[str, float]] = {}
-
-    def keep(key: str, result: dict[str, float]) -> None:
-        if key not in figures or result["req_per_s"] > figures[key]["req_per_s"]:
-            figures[key] = result
-
-    for _ in range(rounds):
-        for users in (100, 1000):
-            keep(f"floor_{users}", await ph.measure(ph.floor_users(port, users), seconds))
-            keep(f"client_{users}", await ph.measure(ph.client_users(port, users), seconds))
-            keep(f"run_{users}", await ph.measure_run(port, users, seconds))
+    figures: dict[str, dict[str, float]] = await ph.best_rounds(
+        port, seconds, rounds, templated=False
+    )
     return figures
 
 
