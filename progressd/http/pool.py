@@ -41,7 +41,7 @@ from progressd.http.errors import (
 from progressd.http.exchange import ACTIVE, CONNECTING, DONE, WAITING, Exchange
 from progressd.http.request import EncodedRequest, Headers, Origin, encode_request
 from progressd.http.result import HttpResult, OnDone
-from progressd.http.scheduler import Scheduler, TimerHandle
+from progressd.http.scheduler import LoopTimers, Scheduler, TimerHandle
 
 _ConnectTask = asyncio.Task[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]
 
@@ -90,7 +90,7 @@ class HttpPool:
         self._host = origin.host_header
         self._encoded: dict[str, EncodedRequest] = {}  # "METHOD target" -> bytes to send
         self._loop = loop or asyncio.get_running_loop()
-        self._scheduler: Scheduler = scheduler or self._loop
+        self._scheduler: Scheduler = scheduler or LoopTimers(self._loop)
         self._deadlines = Deadlines(self._scheduler, self._expire)
         self._max = max_connections
         self._connect_timeout = connect_timeout
