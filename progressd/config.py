@@ -6,6 +6,10 @@ path and a "did you mean" suggestion. The second is ``msgspec.convert``, which c
 decodes durations through ``progressd.units``; its error path is mapped back to the dotted key,
 the bad value and what was expected. Every problem becomes one ``ConfigError`` naming the file.
 
+``[pools.NAME]`` declares an ``ip-port-pool`` shared by every run: the same shape as a scenario's
+``resources.ip-port-pool.NAME`` (the DSL's ``schema.Pool``), checked by the same builder
+(``dsl.pools.build_pool``) so there is one definition; its errors name the config key.
+
 Relative paths in a config file resolve against the directory holding that file, so
 ``config/progressd.toml`` says ``socket = "../var/progressd.sock"`` and works from any working
 directory. The built-in defaults (no file at all) resolve against the working directory:
@@ -25,6 +29,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from progressd.dsl.pools import build_pool
+from progressd.dsl.positions import SpecError, format_path
+from progressd.dsl.schema import HealthCheck, Pool
+from progressd.dsl.wbs import PoolPlan
 from progressd.errors import ConfigError
 from progressd.units import parse_duration
 
@@ -115,7 +123,25 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     state: StateConfig = msgspec.field(default_factory=StateConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
+    pools: dict[str, Pool] = {}
+    """``[pools.NAME]``: ip-port-pools shared by all runs (see ``pool_plans``)."""
     source: str | None = None
+
+    def pool_plans(self) -> tuple[PoolPlan, ...]:
+        """The shared pools as the resource manager builds them (members expanded).
+
+        Raises:
+            ConfigError: a pool has a bad member, range or health check (the key is named).
+        """
+        plans: list[PoolPlan] = []
+        for name, pool in self.pools.items():
+            try:
+                plans.append(build_pool(name, pool, ("pools", name)))
+            except SpecError as exc:
+                raise ConfigError(
+                    exc.message, path=self.source, key=format_path(exc.path)
+                ) from None
+        return tuple(plans)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -145,6 +171,10 @@ def parse_config(text: str, *, source: str = "<string>", base: Path | None = Non
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=source) from None
     _check_keys(raw, Config, prefix="", source=source)
+    pools = raw.get("pools")
+    if isinstance(pools, dict):
+        for name, pool in pools.items():
+            _check_pool(name, pool, source)
     try:
         config = msgspec.convert(raw, Config, dec_hook=_decode_custom)
     except msgspec.ValidationError as exc:
@@ -169,6 +199,48 @@ def _check_keys(
         kind = fields[key].type
         if isinstance(kind, type) and issubclass(kind, msgspec.Struct) and isinstance(value, dict):
             _check_keys(value, kind, prefix=f"{dotted}.", source=source)
+
+
+_GOT = re.compile(r"^,?\s*got `[^`]*`")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]+)`$")
+
+
+def _check_pool(name: str, raw: Any, source: str) -> None:
+    """Decode one ``[pools.NAME]`` table alone, so an error names its dotted key."""
+    try:
+        msgspec.convert(raw, Pool)
+    except msgspec.ValidationError as exc:
+        match = _AT.match(str(exc))
+        inner = "" if match is None else match["path"].lstrip(".")
+        key = ".".join(part for part in ("pools", name, inner) if part)
+        what = str(exc) if match is None else match["what"]
+        unknown = _UNKNOWN.match(what)
+        expected = _EXPECTED.match(what)
+        if unknown:
+            kind = _pool_section(inner)
+            known = sorted(f.encode_name for f in msgspec.structs.fields(kind))
+            key, what = f"{key}.{unknown['key']}", _unknown_key_message(unknown["key"], known)
+        elif expected:
+            value = _lookup(raw, inner) if inner else raw
+            bound = _GOT.sub("", what[expected.end() :]).strip()
+            words = _type_words(expected["type"]) + (f" {bound}" if bound else "")
+            what = f"expected {words}, got {value!r}"
+        elif what.startswith("Invalid enum value"):
+            section, _, field = inner.rpartition(".")
+            choices = ", ".join(f'"{c}"' for c in _field_choices(_pool_section(section), field))
+            what = f"expected one of {choices}, got {_lookup(raw, inner)!r}"
+        raise ConfigError(what, path=source, key=key) from None
+
+
+def _pool_section(inner: str) -> type[msgspec.Struct]:
+    return HealthCheck if inner.startswith("health-check") else Pool
+
+
+def _field_choices(kind: type[msgspec.Struct], name: str) -> tuple[Any, ...]:
+    for f in msgspec.structs.fields(kind):
+        if f.encode_name == name:
+            return typing.get_args(f.type)
+    return ()
 
 
 def _unknown_key_message(key: str, known: list[str]) -> str:
@@ -204,7 +276,13 @@ def _lookup(raw: dict[str, Any], dotted: str) -> Any:
 
 
 def _type_words(msgspec_type: str) -> str:
-    words = {"str": "a string", "int": "an integer", "object": "a table", "float": "a number"}
+    words = {
+        "str": "a string",
+        "int": "an integer",
+        "object": "a table",
+        "float": "a number",
+        "array": "an array",
+    }
     return " or ".join(words.get(t.strip(), t.strip()) for t in msgspec_type.split("|"))
 
 
@@ -252,6 +330,7 @@ def _validate(config: Config, source: str | None) -> None:
     except ValueError as exc:
         raise ConfigError(str(exc), path=source, key="metrics.listen") from None
     _validate_state(config.state, source)
+    msgspec.structs.replace(config, source=source).pool_plans()  # raises on a bad pool
     if config.daemon.shutdown_deadline <= 0:
         raise ConfigError(
             f"expected a positive duration, got {config.daemon.shutdown_deadline:g}s",

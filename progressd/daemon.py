@@ -54,7 +54,7 @@ log = get_logger("progressd.daemon")
 
 Hook = Callable[[], Awaitable[None]]
 Extension = Callable[["Daemon"], None]
-_RESTART_ONLY = ("control.socket", "control.mode", "metrics.listen", "state.directory")
+_RESTART_ONLY = ("control.socket", "control.mode", "metrics.listen", "state.directory", "pools")
 
 
 class DaemonStatistics(msgspec.Struct, kw_only=True, frozen=True):
@@ -337,7 +337,8 @@ _DAEMON_METRICS = (
 
 def _dig(config: Config, dotted: str) -> object:
     section, _, key = dotted.partition(".")
-    return getattr(getattr(config, section), key.replace("-", "_"))
+    node = getattr(config, section)
+    return getattr(node, key.replace("-", "_")) if key else node
 
 
 def _format_address(address: tuple[str, int] | None) -> str | None:

@@ -9,6 +9,7 @@ document path; the loader adds the file position.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 import msgspec
@@ -46,14 +47,18 @@ DEFAULT_PRIORITIES: dict[str, int] = {
 """Pollable classes and their default priority (0 runs first)."""
 
 
-def build_plan(doc: Document, *, source_hash: str, version: int) -> Plan:
-    """The plan for a decoded document.
+def build_plan(
+    doc: Document, *, source_hash: str, version: int, shared_pools: Collection[str] = ()
+) -> Plan:
+    """The plan for a decoded document. A lease may name a pool the document declares or,
+    in the daemon, one of ``shared_pools`` (declared in the daemon config); a declared pool
+    hides a shared one of the same name.
 
     Raises:
         SpecError: on the first semantic error, at its document path.
     """
     pools = _pools(doc)
-    names = {pool.name for pool in pools}
+    names = {pool.name for pool in pools} | set(shared_pools)
     scenarios: list[ScenarioPlan] = []
     seen: dict[str, int] = {}
     for index, scenario in enumerate(doc.load.scenarios):
@@ -187,7 +192,10 @@ def _lease(
         known = (
             f"; known pools: {', '.join(sorted(pools))}"
             if pools
-            else ("; define it under resources.ip-port-pool")
+            else (
+                "; define it under resources.ip-port-pool, or (runs submitted to the daemon)"
+                " under [pools.NAME] in the daemon config"
+            )
         )
         hint = suggest(lease.pool, pools) if pools else ""
         raise SpecError((*path, "pool"), f'unknown pool "{lease.pool}"' + (hint or known))

@@ -13,6 +13,7 @@ a ``DslError(message, file=, line=, column=, doc_path=)`` is raised.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 import msgspec
@@ -48,8 +49,11 @@ class _Loader(yaml.CSafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_plan(path: str, *, cache: PlanCache | None = DEFAULT_CACHE) -> Plan:
+def load_plan(
+    path: str, *, cache: PlanCache | None = DEFAULT_CACHE, shared_pools: Collection[str] = ()
+) -> Plan:
     """The plan of the scenario file at ``path`` (from the cache when the bytes are known).
+    ``shared_pools``: see ``load_plan_text``.
 
     Raises:
         DslError: when the file cannot be read, parsed, validated or compiled.
@@ -59,13 +63,22 @@ def load_plan(path: str, *, cache: PlanCache | None = DEFAULT_CACHE) -> Plan:
             data = handle.read()
     except OSError as exc:
         raise DslError(f"cannot read the file: {exc.strerror or exc}", file=path) from None
-    return load_plan_text(data, file=path, cache=cache)
+    return load_plan_text(data, file=path, cache=cache, shared_pools=shared_pools)
 
 
 def load_plan_text(
-    text: str | bytes, *, file: str = "<string>", cache: PlanCache | None = DEFAULT_CACHE
+    text: str | bytes,
+    *,
+    file: str = "<string>",
+    cache: PlanCache | None = DEFAULT_CACHE,
+    shared_pools: Collection[str] = (),
 ) -> Plan:
     """The plan of a scenario document given as text (``file`` names it in errors).
+
+    ``shared_pools``: names of pools declared in the daemon config that a ``resource_lease``
+    may name besides the document's own pools (the daemon passes them at submit;
+    ``progressd run``/``check`` pass none, so there an undeclared pool is an error). A plan
+    accepted only thanks to them is not cached.
 
     Raises:
         DslError: when the document cannot be parsed, validated or compiled.
@@ -75,8 +88,8 @@ def load_plan_text(
     if cache is not None and (plan := cache.get(digest)) is not None:
         return plan
     source = text if isinstance(text, str) else _decode(raw, file)
-    plan = _parse(source, file, digest)
-    if cache is not None:
+    plan = _parse(source, file, digest, frozenset(shared_pools))
+    if cache is not None and not shared_pools:
         cache.put(digest, plan)
     return plan
 
@@ -90,13 +103,13 @@ def _decode(raw: bytes, file: str) -> str:
                        line=line) from None  # fmt: skip
 
 
-def _parse(source: str, file: str, digest: str) -> Plan:
+def _parse(source: str, file: str, digest: str, shared_pools: frozenset[str]) -> Plan:
     data = _load_yaml(source, file)
     version = 2
     try:
         version = read_version(data)
         doc = lift(_convert(data, V1Document)) if version == 1 else _convert(data, Document)
-        return build_plan(doc, source_hash=digest, version=version)
+        return build_plan(doc, source_hash=digest, version=version, shared_pools=shared_pools)
     except SpecError as exc:
         path = v1_path(exc.path) if version == 1 else exc.path
         raise _positioned(exc, path, source, file) from None

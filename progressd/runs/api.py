@@ -50,6 +50,7 @@ from progressd.runs.messages import (
     encode_event,
 )
 from progressd.runs.recovery import install_persistence
+from progressd.runs.shared import SharedPools
 from progressd.store import Store, store_of
 from progressd.summary import encode_summary
 
@@ -102,7 +103,7 @@ class RunsApi:
     async def submit(self, request: web.Request) -> web.Response:
         body = await _decode(request, SubmitRequest, required=True)
         assert body is not None
-        plan = _load(body)
+        plan = _load(body, self.manager.shared_pool_names)
         with _errors():
             run = self.manager.submit(
                 plan, users=body.users, source=_source(body), file=body.file or body.path or ""
@@ -261,12 +262,14 @@ def _source(body: SubmitRequest) -> str:
         raise ApiError(400, "bad_request", f"cannot read {body.path}: {exc}") from None
 
 
-def _load(body: SubmitRequest) -> Plan:
+def _load(body: SubmitRequest, shared_pools: frozenset[str]) -> Plan:
+    """The submitted plan; a lease may name one of the daemon's ``shared_pools``."""
     try:
         if body.path is not None:
-            return load_plan(body.path)
+            return load_plan(body.path, shared_pools=shared_pools)
         assert body.text is not None
-        return load_plan_text(body.text, file=body.file or "<submitted>")
+        file = body.file or "<submitted>"
+        return load_plan_text(body.text, file=file, shared_pools=shared_pools)
     except DslError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
 
@@ -306,6 +309,20 @@ def install(daemon: Daemon) -> None:
     """Serve the runs and resources endpoints from ``daemon``; an ``Extension``."""
     manager = _managers[daemon] = RunManager(entries=daemon.runs)
     daemon.add_routes(RunsApi(manager, lambda: store_of(daemon)).routes())
+
+    async def start_pools() -> None:
+        plans = daemon.config.pool_plans()
+        if plans:
+            manager.shared_pools = SharedPools(plans, asyncio.get_running_loop())
+            manager.shared_pools.start()
+            log.info("shared pools ready", pools=[p.name for p in plans])
+
+    async def close_pools() -> None:
+        if manager.shared_pools is not None:
+            await manager.shared_pools.close()
+
+    daemon.add_startup_hook("shared-pools", start_pools)
+    daemon.add_shutdown_hook("shared-pools", close_pools)
     install_persistence(daemon, manager)
 
     async def cancel_runs() -> None:

@@ -15,6 +15,11 @@ released when the user ends (seen through the same field events), or revoked whe
 closes. A failing member's holders are rolled back by
 the manager through the ``ProgressBinding`` (the runner), counted here per scenario.
 
+A scenario whose ``resource_lease.pool`` the plan does not declare leases from the daemon's
+shared pools (``runs/shared.py``): this object attaches to their ``RunRouter`` and uses
+``base + row`` as row keys there (``_side(row)`` says which manager serves a row); at close it
+releases its rows on the shared manager and detaches.
+
 A user whose request is queued (every member full or critical) still starts; its first http
 or exec step reading ``lease.*`` waits for the grant (``steps/leases.py``) within the step's
 timeout, and shows as ``waiting-for-resource`` (workbook status ``WAITING_FOR_RESOURCE``,
@@ -32,6 +37,7 @@ from progressd.dsl import Plan
 from progressd.events import Batch, EventBus
 from progressd.resources import LeaseRequest, PollerScheduler, ResourceManager
 from progressd.runner import Runner
+from progressd.runs.shared import SharedPools
 from progressd.workbook import FINAL_STATUSES, Field, Status
 
 __all__ = ["RunLeases"]
@@ -46,7 +52,14 @@ class RunLeases:
     """The resource manager of one run and its wiring to the runner (a ``ProgressBinding``
     that counts rollbacks per scenario on the way)."""
 
-    def __init__(self, plan: Plan, runner: Runner, first_rows: Sequence[int], run_id: str) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        runner: Runner,
+        first_rows: Sequence[int],
+        run_id: str,
+        shared: SharedPools | None = None,
+    ) -> None:
         self._runner = runner
         self._first_rows = list(first_rows)
         self._qualified = len(plan.scenarios) > 1
@@ -64,7 +77,17 @@ class RunLeases:
         self.manager = ResourceManager(runner.poller.clock, PollerScheduler(runner.poller), self)
         for pool in plan.pools:
             self.manager.add_pool(pool, run=run_id)
+        own = {pool.name for pool in plan.pools}
+        self._on_shared = [r is not None and r.pool not in own for r in self._requests]
+        self._shared = shared if any(self._on_shared) else None
+        self._base = 0 if self._shared is None else self._shared.attach(self, run_id)
         runner.add_milestone_hook(self._on_milestone)
+
+    def _side(self, row: int) -> tuple[ResourceManager, int]:
+        """The manager serving ``row``'s scenario and the row's key there."""
+        if self._shared is None or not self._on_shared[self._scenario_of(row)]:
+            return self.manager, row
+        return self._shared.manager, self._base + row
 
     # -- the run's side -------------------------------------------------------------------
 
@@ -76,12 +99,18 @@ class RunLeases:
                 continue
             first = self._first_rows[index]
             users = self._runner.plan.scenarios[index].users
+            manager, base = self._side(first)
+            base -= first
             for row in range(first, first + users):
-                self.manager.acquire(row, request)
+                manager.acquire(base + row, request)
 
     def lease_info(self, row: int, lease_id: int) -> Mapping[str, Any] | None:
         """The ``lease`` context root of ``row`` (``Runner(lease_info=...)``)."""
-        lease = self.manager.leases.by_id.get(lease_id)
+        manager, key = self._side(row)
+        if manager is self.manager:
+            lease = manager.leases.by_id.get(lease_id)
+        else:  # lease ids of the shared manager are its own: find the lease by row key
+            lease = manager.leases.by_row.get(key)
         if lease is None:
             return None
         member = lease.member
@@ -103,28 +132,39 @@ class RunLeases:
 
     def _on_batch(self, batch: Batch) -> None:
         workbook = self._runner.workbook
-        manager = self.manager
         renews = self._renews
         for event in batch.events:
             fields = event.fields
             if fields & _STATUS_BIT and workbook.get(event.row, Field.STATUS) in _ENDED:
-                manager.on_finished(event.row)
+                manager, key = self._side(event.row)
+                manager.on_finished(key)
             elif renews and fields & _PROGRESS_BITS:
                 self._renew(event.row)
 
     def _renew(self, row: int) -> None:
         """The row progressed: renew its lease, or ask again for one that expired."""
-        leases = self.manager.leases
-        if row in leases.by_row:
-            leases.renew(row)
+        manager, key = self._side(row)
+        leases = manager.leases
+        if key in leases.by_row:
+            leases.renew(key)
             return
         request = self._requests[self._scenario_of(row)]
-        if request is not None and request.ttl is not None and not leases.waiting(row):
-            self.manager.acquire(row, request)
+        if request is not None and request.ttl is not None and not leases.waiting(key):
+            manager.acquire(key, request)
 
     async def close(self) -> None:
-        """Stop health checks and revoke every lease still held."""
+        """Stop health checks and revoke every lease still held (shared pools: release this
+        run's rows and detach from the router)."""
         await self.manager.close(release=True)
+        shared = self._shared
+        if shared is None:
+            return
+        for index, on_shared in enumerate(self._on_shared):
+            if on_shared:
+                first = self._first_rows[index]
+                for row in range(first, first + self._runner.plan.scenarios[index].users):
+                    shared.manager.release(self._base + row, "shutdown")
+        shared.detach(self._base)
 
     # -- ProgressBinding --------------------------------------------------------------------
 
@@ -156,9 +196,10 @@ class RunLeases:
 
     def _on_milestone(self, row: int, name: str) -> None:
         milestone = name.partition("/")[2] if self._qualified else name
-        if not self.manager.on_milestone(row, milestone):
+        manager, key = self._side(row)
+        if not manager.on_milestone(key, milestone):
             return
         request = self._requests[self._scenario_of(row)]
         status = int(self._runner.workbook.get(row, Field.STATUS))
         if request is not None and status not in FINAL_STATUSES:
-            self.manager.acquire(row, request)
+            manager.acquire(key, request)

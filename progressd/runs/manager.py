@@ -3,7 +3,8 @@
 Design note. ``RunManager`` holds every run the daemon knows, in submission order, each with
 its ``RunJournal`` (the event lines streams replay) and one closer task that records the end.
 Several runs share the loop; each has its own poller, runner and (when it leases) resource
-manager, so pools are run-scoped and ``pools()`` / ``leases()`` gather them from the live runs.
+manager, so pools are run-scoped and ``pools()`` / ``leases()`` gather them from the live runs,
+after the daemon config's pools (``shared_pools``, one manager for all runs, see ``shared.py``).
 
 Finished runs stay readable (``show``, ``events``) until more than ``keep_finished`` (default
 100) have finished; then the oldest finished one is forgotten. Live runs are never evicted. A
@@ -37,6 +38,7 @@ from progressd.runs.journal import DEFAULT_MAX_LINES, RunJournal
 from progressd.runs.messages import RunLease
 from progressd.runs.progress import RunProgress
 from progressd.runs.run import Run
+from progressd.runs.shared import SharedPools
 from progressd.summary import RunSummary
 
 __all__ = ["DEFAULT_KEEP_FINISHED", "RunEnded", "RunEntry", "RunManager", "UnknownRun"]
@@ -125,6 +127,13 @@ class RunManager:
         self._cancelled: set[str] = set()
         self.on_started: list[Callable[[RunEntry], None]] = []
         self.on_closed: list[Callable[[RunEntry, RunSummary, bool], None]] = []
+        self.shared_pools: SharedPools | None = None
+        """The daemon config's pools (``[pools.NAME]``), shared by every run; set at start."""
+
+    @property
+    def shared_pool_names(self) -> frozenset[str]:
+        """Pools a submitted scenario may lease from without declaring them."""
+        return frozenset() if self.shared_pools is None else self.shared_pools.names
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -153,9 +162,13 @@ class RunManager:
                 prepared, ``restored`` does not match the plan).
             ResourceError: a pool of the plan is invalid.
         """
-        run = Run(plan, users=users, tick_s=self.tick_s, run_id=run_id, restored=restored)
+        shared = self.shared_pools
+        run = Run(
+            plan, users=users, tick_s=self.tick_s, run_id=run_id, restored=restored,
+            shared_pools=shared,
+        )  # fmt: skip
         while run_id is None and run.id in self._entries:
-            run = Run(plan, users=users, tick_s=self.tick_s)
+            run = Run(plan, users=users, tick_s=self.tick_s, shared_pools=shared)
         journal = RunJournal(run, max_lines=self.journal_lines)
         entry = RunEntry(
             id=run.id,
@@ -249,8 +262,9 @@ class RunManager:
     # -- resources ---------------------------------------------------------------------------
 
     def pools(self) -> list[PoolRecord]:
-        """The pools of every live run."""
-        return [record for _, manager in self._managers() for record in manager.pool_records()]
+        """The daemon's shared pools (``run`` is ``None``), then the pools of every live run."""
+        shared = [] if self.shared_pools is None else self.shared_pools.pool_records()
+        return shared + [r for _, manager in self._managers() for r in manager.pool_records()]
 
     def leases(self, run_id: str | None = None) -> list[RunLease]:
         """The leases held in the live runs (of ``run_id`` only, when given).
@@ -260,17 +274,20 @@ class RunManager:
         """
         if run_id is not None:
             self.entry(run_id)
+        shared = [] if self.shared_pools is None else self.shared_pools.lease_records()
+        own = [(owner, r) for owner, m in self._managers() for r in m.lease_records()]
         return [
             RunLease(run=owner, **_fields(record))
-            for owner, manager in self._managers()
+            for owner, record in [*shared, *own]
             if run_id is None or owner == run_id
-            for record in manager.lease_records()
         ]
 
     def drain(
         self, pool: str, member: str, *, run_id: str | None = None, draining: bool = True
-    ) -> tuple[str, MemberRecord]:
-        """Stop (or resume) granting leases on ``member`` of ``pool``; the run and the member.
+    ) -> tuple[str | None, MemberRecord]:
+        """Stop (or resume) granting leases on ``member`` of ``pool``; the run (``None`` for a
+        pool of the daemon config, used when no live run declares one of that name) and the
+        member.
 
         Raises:
             UnknownRun: ``run_id`` names no run.
@@ -278,6 +295,12 @@ class RunManager:
                 member is unknown.
         """
         owners = [(owner, m) for owner, m in self._managers() if pool in m.pools]
+        shared = self.shared_pools
+        if run_id is None and not owners and shared is not None and pool in shared.names:
+            record = shared.manager.drain(pool, member, draining)
+            what = "member drained" if draining else "member undrained"
+            log.info(what, pool=pool, member=member)
+            return None, record
         if run_id is not None:
             self.entry(run_id)
             owners = [(owner, m) for owner, m in owners if owner == run_id]

@@ -327,7 +327,12 @@ class RunPersistence:
                 detail = SubmittedDetail.decode(event.detail)
         snapshot = self.store.latest_snapshot(run_id)
         try:
-            plan = load_plan_text(stored.source, file=detail.file, cache=None)
+            plan = load_plan_text(
+                stored.source,
+                file=detail.file,
+                cache=None,
+                shared_pools=self.manager.shared_pool_names,
+            )
             self.manager.submit(
                 plan,
                 users=detail.users,

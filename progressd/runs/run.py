@@ -49,6 +49,7 @@ from progressd.runs.iterations import IterationTimer
 from progressd.runs.leases import RunLeases
 from progressd.runs.plans import with_users
 from progressd.runs.progress import RunProgress
+from progressd.runs.shared import SharedPools
 from progressd.steps import (
     ExecStepExecutor,
     ExternalStepExecutor,
@@ -72,7 +73,8 @@ class Run:
     bytes of an earlier run of the same plan) makes users carry on from their stable points
     (crash recovery); ``http_client`` / ``mailbox`` may be
     shared or injected (the run closes a client only if it created it); ``seed`` seeds think
-    times; ``tick_s`` is the progress-sampling period.
+    times; ``tick_s`` is the progress-sampling period; ``shared_pools``: the daemon's pools,
+    for scenarios leasing from a pool the plan does not declare.
 
     Raises:
         RuntimeError: when constructed outside a running event loop.
@@ -92,6 +94,7 @@ class Run:
         seed: int | None = 0,
         tick_s: float = 0.25,
         restored: bytes | None = None,
+        shared_pools: SharedPools | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.plan = with_users(plan, users)
@@ -106,7 +109,9 @@ class Run:
             loop=loop, max_connections_per_member=max(1, self.plan.total_users)
         )
         self.mailbox = mailbox or ReportMailbox(loop)
-        leased = any(sc.lease is not None for sc in self.plan.scenarios) and bool(self.plan.pools)
+        leased = any(sc.lease is not None for sc in self.plan.scenarios) and (
+            bool(self.plan.pools) or shared_pools is not None
+        )
         self.lease_waits = LeaseWaits(loop) if leased else None
         self.exec = ExecStepExecutor(lease_waits=self.lease_waits)
         self.external = ExternalStepExecutor(self.mailbox, loop.time)
@@ -133,7 +138,9 @@ class Run:
             self.figures.tally.seed()
         self._register_steps()
         if self.lease_waits is not None:
-            self._leases = RunLeases(self.plan, self.runner, self.figures.first_rows, self.id)
+            self._leases = RunLeases(
+                self.plan, self.runner, self.figures.first_rows, self.id, shared_pools
+            )
             self._leases.on_granted = self.lease_waits.granted
             self.figures.rollbacks_by_scenario = self._leases.rollbacks
         self.bus = EventBus(self.workbook, self.clock, _batching(self.plan))
