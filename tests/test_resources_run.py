@@ -27,7 +27,7 @@ resources:
   ip-port-pool:
     backends:
       members: [{members}]
-      health-check: {{kind: http, path: /health, interval: 50ms, timeout: 40ms,
+      health-check: {{kind: http, path: /health, interval: 100ms, timeout: 100ms,
                      failures-before-critical: 1, on-failure: {on_failure}}}
 load:
   scenarios:
