@@ -93,6 +93,15 @@ def test_default_sampling_values() -> None:
         assert (plan.progress.sampling.rate, plan.progress.sampling.window_s) == (rate, window)
 
 
+def test_progress_deadline_parses_as_seconds() -> None:
+    plan = load_plan_text(_scenario_doc(top="progress: {deadline: 1h30m}\n"), cache=None)
+    assert plan.progress.deadline_s == 5400.0
+    assert load_plan_text(_scenario_doc(), cache=None).progress.deadline_s is None
+    message = r"3:22: progress\.deadline: a deadline is longer than 0s, got 0"
+    with pytest.raises(DslError, match=message):
+        load_plan_text(_scenario_doc(top="progress: {deadline: 0}\n"), cache=None)
+
+
 def test_steps_get_default_names_and_indexes() -> None:
     plan = load_plan_text(
         _scenario_doc(

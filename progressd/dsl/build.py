@@ -109,7 +109,15 @@ def _progress(progress: Progress, path: Path) -> ProgressPlan:
         ),
         poller=PollerPlan(priorities=priorities, budget=progress.poller.budget),
         sampling=_sampling(progress.sampling, (*path, "sampling")),
+        deadline_s=_deadline(progress.deadline, (*path, "deadline")),
     )
+
+
+def _deadline(value: str | int | float | None, path: Path) -> float | None:
+    deadline = optional_duration_at(value, path)
+    if deadline is not None and deadline <= 0:
+        raise SpecError(path, f"a deadline is longer than 0s, got {value!r}")
+    return deadline
 
 
 def _sampling(sampling: str | Sampling, path: Path) -> SamplingPlan:

@@ -61,6 +61,7 @@ class Progress(Spec, frozen=True, kw_only=True):
     batching: Batching = Batching()
     poller: Poller = Poller()
     sampling: SamplingMode | Sampling = "full"
+    deadline: Duration | None = None
 
 
 # -- resources ----------------------------------------------------------------------------

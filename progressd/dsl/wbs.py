@@ -90,6 +90,8 @@ class ProgressPlan(Record, frozen=True, kw_only=True):
     batching: BatchingPlan
     poller: PollerPlan
     sampling: SamplingPlan
+    deadline_s: float | None = None
+    """Seconds from the run's start by which it should be done (``progress.deadline``)."""
 
 
 class HealthCheckPlan(Record, frozen=True, kw_only=True):
