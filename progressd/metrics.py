@@ -8,10 +8,12 @@ O(runs x (scenarios + milestones + pools + members + histogram buckets)), never 
 
 Labels: ``run`` and ``scenario`` (the scenario's name in ``load.scenarios``), ``pool`` and
 ``member`` for resources, and small enumerations (``state``, ``reason``, ``class``,
-``result``). Never a user. Series exist while their run is live (running or paused); when a
-run ends its series vanish at the next scrape, so the number of series stays bounded by the
-live runs. A finished run's figures are in ``GET /v1/runs/{run}`` and the history. Counters of
-a run resumed after a restart start again from zero (Prometheus treats it as a counter reset).
+``result``); the deadline (``progress.deadline``, one per run) has ``run`` only, and the
+``ProgressdEtaPastDeadline`` alert joins it to each scenario's ETA ``on (run)``. Never a user.
+Series exist while their run is live (running or paused); when a run ends its series vanish at
+the next scrape, so the number of series stays bounded by the live runs. A finished run's
+figures are in ``GET /v1/runs/{run}`` and the history. Counters of a run resumed after a
+restart start again from zero (Prometheus treats it as a counter reset).
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ class _Families:
         )
         self.eta = g(
             "progressd_run_eta_seconds", "Forecast seconds until the scenario ends.", labels=_RS
+        )
+        self.deadline = g(
+            "progressd_run_deadline_timestamp_seconds",
+            "Unix time of the run's progress.deadline (its start + deadline); runs with one.",
+            labels=["run"],
         )
         self.users = g(
             "progressd_run_users",
@@ -118,10 +125,10 @@ class _Families:
 
     def all(self) -> Iterator[Metric]:
         yield from (
-            self.progress, self.eta, self.users, self.milestones, self.rollbacks, self.errors,
-            self.http, self.memory, self.events, self.batches, self.iterations, self.iteration_s,
-            self.wake, self.queue, self.leases, self.members, self.checks, self.snapshot_s,
-            self.snapshots,
+            self.progress, self.eta, self.deadline, self.users, self.milestones, self.rollbacks,
+            self.errors, self.http, self.memory, self.events, self.batches, self.iterations,
+            self.iteration_s, self.wake, self.queue, self.leases, self.members, self.checks,
+            self.snapshot_s, self.snapshots,
         )  # fmt: skip
 
 
@@ -182,6 +189,9 @@ def _scenarios(f: _Families, run: Run) -> None:
 
 def _core(f: _Families, run: Run) -> None:
     labels = [run.id]
+    deadline = run.deadline_timestamp()
+    if deadline is not None:
+        f.deadline.add_metric(labels, deadline)
     f.memory.add_metric(labels, run.workbook.memory_bytes())
     bus = run.bus.statistics()
     f.events.add_metric(labels, bus.events_delivered)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -128,3 +129,35 @@ def test_runs_collector_without_runs_exposes_nothing(tmp_path: Path) -> None:
     registry.register(RunsCollector(RunManager(), lambda: None))
     _, families = scrape(registry)
     assert all(not samples for samples in families.values())
+
+
+async def test_runs_collector_exports_the_deadline_of_runs_that_have_one() -> None:
+    manager = RunManager()
+    registry = CollectorRegistry()
+    registry.register(RunsCollector(manager, lambda: None))
+    steps = "        - external: {key: go, timeout: 30s}\n"
+    before = time.time()
+    timed = scenario(steps, extra="progress: {deadline: 1h30m}", name="timed")
+    late = manager.submit(load_plan_text(timed, cache=None), source=timed)
+    plain = scenario(steps, name="plain")
+    free = manager.submit(load_plan_text(plain, cache=None), source=plain)
+    after = time.time()
+    resumed = manager.submit(
+        load_plan_text(timed, cache=None), run_id="resumed", started_wall=1000.0, source=timed
+    )
+    _, families = scrape(registry)
+    for run in (late, free, resumed):
+        run.cancel("test over")
+        await run.wait()
+    series = dict(
+        (labels["run"], value)
+        for labels, value in families["progressd_run_deadline_timestamp_seconds"]
+    )
+    assert series.keys() == {late.id, "resumed"}  # the run without a deadline has none
+    assert late.started_wall is not None and before <= late.started_wall <= after
+    assert series[late.id] == late.started_wall + 5400.0
+    assert series["resumed"] == 1000.0 + 5400.0  # counted from the first start
+    live = {labels["run"] for labels, _ in families["progressd_run_progress_ratio"]}
+    assert live == {late.id, free.id, "resumed"}  # all three were scraped while live
+    _, after_end = scrape(registry)
+    assert not after_end["progressd_run_deadline_timestamp_seconds"]

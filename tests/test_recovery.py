@@ -107,6 +107,9 @@ async def test_recovery_resumes_users_from_their_stable_points(tmp_path: Path) -
     assert persistence.recover() == [run_id]
     entry = manager.entry(run_id)
     assert entry.resumed and entry.run is not None
+    stored = persistence.store.get_run(run_id)
+    assert stored is not None and stored.started_at is not None
+    assert entry.run.started_wall == stored.started_at  # a deadline counts from the first start
     progress = entry.run.progress().scenarios[0]
     assert progress.milestones["first"] >= committed["first"]  # nothing committed is lost
     # the users carry on from "first": the 30 s think is ahead of them, not behind

@@ -152,10 +152,12 @@ class RunManager:
         file: str = "<submitted>",
         run_id: str | None = None,
         restored: bytes | None = None,
+        started_wall: float | None = None,
     ) -> Run:
         """Start ``plan`` now (on the running loop) and hold it. ``source`` / ``file``: the
         scenario text and its name, kept for the history. ``run_id`` with ``restored`` (or
-        ``None`` for a run that reached no stable point) resumes a stored run after a restart.
+        ``None`` for a run that reached no stable point) resumes a stored run after a restart;
+        ``started_wall``: its first start (Unix time), which its deadline counts from.
 
         Raises:
             StateError: the plan cannot run (``users`` negative, a step that cannot be
@@ -165,7 +167,7 @@ class RunManager:
         shared = self.shared_pools
         run = Run(
             plan, users=users, tick_s=self.tick_s, run_id=run_id, restored=restored,
-            shared_pools=shared,
+            shared_pools=shared, started_wall=started_wall,
         )  # fmt: skip
         while run_id is None and run.id in self._entries:
             run = Run(plan, users=users, tick_s=self.tick_s, shared_pools=shared)

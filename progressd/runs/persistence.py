@@ -239,7 +239,7 @@ class RunPersistence:
             self.store.add_run(run.id, name=run.plan.name, source=entry.source, status="running")
             detail = SubmittedDetail(users=entry.users, file=entry.file).encode()
             self.store.record_event(run.id, "state", reason="submitted", detail=detail)
-            self.store.update_run(run.id, started_at=time.time())
+            self.store.update_run(run.id, started_at=run.started_wall)
         else:
             self.store.record_event(run.id, "state", reason="resumed")
         self.recorders[run.id] = RunRecorder.attach(run, self.store)
@@ -338,6 +338,7 @@ class RunPersistence:
                 users=detail.users,
                 run_id=run_id,
                 restored=None if snapshot is None else snapshot.data,
+                started_wall=stored.started_at,
                 source=stored.source,
                 file=detail.file,
             )

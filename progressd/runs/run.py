@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Coroutine, Iterable
 from typing import Any, Literal
@@ -74,7 +75,8 @@ class Run:
     (crash recovery); ``http_client`` / ``mailbox`` may be
     shared or injected (the run closes a client only if it created it); ``seed`` seeds think
     times; ``tick_s`` is the progress-sampling period; ``shared_pools``: the daemon's pools,
-    for scenarios leasing from a pool the plan does not declare.
+    for scenarios leasing from a pool the plan does not declare; ``started_wall``: the Unix
+    time a resumed run first started (a new run takes ``time.time()`` at ``start()``).
 
     Raises:
         RuntimeError: when constructed outside a running event loop.
@@ -95,8 +97,11 @@ class Run:
         tick_s: float = 0.25,
         restored: bytes | None = None,
         shared_pools: SharedPools | None = None,
+        started_wall: float | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        self.started_wall = started_wall
+        """Unix time the run (first) started; ``None`` until ``start()``."""
         self.plan = with_users(plan, users)
         self.id = run_id or uuid.uuid4().hex[:8]
         self.status: RunStatus = "created"
@@ -199,6 +204,8 @@ class Run:
         if self.status != "created":
             raise StateError(f"run {self.id} is {self.status}; a run starts once")
         self.status = "running"
+        if self.started_wall is None:
+            self.started_wall = time.time()
         if self._leases is not None:
             self._leases.start()
         self.runner.start(restored=self.restored)
@@ -208,6 +215,14 @@ class Run:
         self._schedule_tick()
         self._spawn(self._drive())
         self._spawn(self._close_when_finished())
+
+    def deadline_timestamp(self) -> float | None:
+        """Unix time of ``progress.deadline`` (start + deadline); ``None`` without one or
+        before ``start()``."""
+        deadline_s = self.plan.progress.deadline_s
+        if deadline_s is None or self.started_wall is None:
+            return None
+        return self.started_wall + deadline_s
 
     def pause(self) -> None:
         """Stop moving users (in-flight steps still complete). No-op unless running."""
