@@ -4,9 +4,10 @@ Design note. ``start(call)`` renders the URL, headers and body from ``call.conte
 the request and hands it to the member's keep-alive pool with a completion callback; it never
 awaits and creates no task. The pool calls back once; the callback records the latency into
 the scenario's and the step's bounded histograms, evaluates ``expect`` (status list, latency),
-extracts variables, bumps a few counters (see ``metrics.py`` for the error classes) and
-completes the call, which makes the user's pollable ready. Per request that is a handful of
-attribute updates: no metric library call, no list of samples.
+extracts variables (``extract.py``, shared with exec), bumps a few counters (see
+``metrics.py`` for the error classes) and completes the call, which makes the user's pollable
+ready. Per request that is a handful of attribute updates: no metric library call, no list
+of samples.
 
 Everything that does not depend on the user is prepared once per step (``_PreparedHttp``):
 compiled templates, the parsed origin of a URL without placeholders, the fully encoded
@@ -40,6 +41,7 @@ from progressd.errors import StateError
 from progressd.http import EncodedRequest, HttpClient, HttpPool, HttpResult, Origin, PoolClosedError
 from progressd.http.request import encode_request, parse_url
 from progressd.runner import StepCall, StepOutcome
+from progressd.steps.extract import Extractor, extract, extract_source
 from progressd.steps.leases import LeaseWaits
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 
@@ -48,15 +50,11 @@ __all__ = ["DEFAULT_TIMEOUT_S", "HttpStepExecutor", "extract_path"]
 DEFAULT_TIMEOUT_S = 30.0
 """A request's timeout when its step sets none."""
 
-_PATH_PART = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]")
 _URL = re.compile(r"(https?://[^/?#]+)([^#]*)")
 _ORIGINS_MAX = 4096
 _SENT_MAX = 1024
 _JSON_TYPE = ("Content-Type", "application/json")
-_MISSING = object()
-
-Extractor = tuple[str, str, tuple[str | int, ...]]
-"""(variable, kind, path): kind ``json``, ``status`` or ``body``."""
+_SCALARS = ("status", "body")
 
 
 def extract_path(source: str) -> tuple[str, tuple[str | int, ...]]:
@@ -67,21 +65,12 @@ def extract_path(source: str) -> tuple[str, tuple[str | int, ...]]:
         StateError: for ``header.Name`` (the HTTP client does not keep response headers) or a
             source the DSL would not have accepted.
     """
-    if source in ("status", "body"):
-        return source, ()
     if source.startswith("header."):
         raise StateError(
             f'extract "{source}": response headers are not kept by the load client; '
             'extract from "json.*", "status" or "body" instead'
         )
-    if not source.startswith("json"):
-        raise StateError(f'extract "{source}": expected "json.a.b", "status" or "body"')
-    rest = source[4:]
-    parts: list[str | int] = []
-    for match in _PATH_PART.finditer(rest):
-        name, index = match.groups()
-        parts.append(int(index) if index is not None else name)
-    return "json", tuple(parts)
+    return extract_source(source, _SCALARS)
 
 
 @dataclass(slots=True, eq=False)
@@ -377,38 +366,10 @@ def _judge(prep: _PreparedHttp, metrics: StepMetrics, result: HttpResult) -> tup
 def _extract(
     prep: _PreparedHttp, result: HttpResult
 ) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
-    variables: dict[str, Any] = {}
-    document: Any = _MISSING
-    for var, kind, path in prep.extract:
-        if kind == "status":
-            variables[var] = result.status
-            continue
-        if kind == "body":
-            variables[var] = result.body.decode("utf-8", "replace")
-            continue
-        if document is _MISSING:
-            try:
-                document = msgspec.json.decode(result.body)
-            except msgspec.DecodeError:
-                return None, ("extract", f"{prep.name}: extract {var}: the body is not JSON")
-        value = _follow(document, path)
-        if value is _MISSING:
-            where = "json" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-            return None, ("extract", f"{prep.name}: extract {var}: {where} is not in the body")
-        variables[var] = value
-    return variables, None
+    def scalar(kind: str) -> Any:
+        return result.status if kind == "status" else result.body.decode("utf-8", "replace")
 
-
-def _follow(document: Any, path: tuple[str | int, ...]) -> Any:
-    value = document
-    for part in path:
-        if isinstance(part, int):
-            if not isinstance(value, list) or part >= len(value):
-                return _MISSING
-        elif not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
+    return extract(prep.name, prep.extract, result.body, scalar, "the body")
 
 
 def _json_fields(spec: HttpSpec) -> set[str]:
