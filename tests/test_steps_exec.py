@@ -177,6 +177,41 @@ def test_exec_stderr_tail_is_capped() -> None:
     assert result.message.endswith(": last words")
 
 
+def test_exec_stdout_is_discarded_unless_kept() -> None:
+    result = _run(_python("print('hello')"))
+    assert result.stdout is None
+    assert not result.stdout_truncated
+
+
+def test_exec_kept_stdout_leaves_out_progress_lines_and_keeps_the_last_unterminated_line() -> None:
+    code = (
+        "import sys, time\n"
+        "print('{\"a\":', flush=True); time.sleep(0.02)\n"
+        "print('progress: 1/2', flush=True); time.sleep(0.02)\n"
+        "sys.stdout.write('1}')\n"
+    )
+    seen: list[tuple[float, float]] = []
+    result = _run(_python(code, stdout_max_bytes=1024), progress=seen)
+    assert result.ok
+    assert result.stdout == b'{"a":\n1}'
+    assert seen == [(1.0, 2.0)]
+
+
+def test_exec_kept_stdout_holds_a_line_longer_than_a_progress_line() -> None:
+    code = "import sys; sys.stdout.write('x' * 200_000 + '\\nprogress: 2/2\\ny')"
+    result = _run(_python(code, stdout_max_bytes=1 << 20))
+    assert result.stdout == b"x" * 200_000 + b"\ny"
+    assert result.progress == (2.0, 2.0)
+    assert not result.stdout_truncated
+
+
+def test_exec_kept_stdout_is_cut_at_its_limit() -> None:
+    result = _run(_python("print('0123456789' * 10)", stdout_max_bytes=64))
+    assert result.ok
+    assert result.stdout == b"0123456789" * 6 + b"0123"
+    assert result.stdout_truncated
+
+
 @pytest.mark.parametrize(
     ("argv", "options", "message"),
     [
@@ -219,6 +254,7 @@ def test_exec_works_on_the_plain_asyncio_loop_too() -> None:
         ({"timeout_s": -1.0}, "timeout_s must be a non-negative number of seconds"),
         ({"kill_grace_s": float("nan")}, "kill_grace_s must be a non-negative"),
         ({"stderr_tail_bytes": -1}, "stderr_tail_bytes cannot be negative"),
+        ({"stdout_max_bytes": -1}, "stdout_max_bytes cannot be negative"),
     ],
 )
 def test_exec_spec_rejects_bad_limits(options: dict[str, float], message: str) -> None:

@@ -89,7 +89,7 @@ class StepsBuilder:
         if step.think is not None:
             return _think(step.think, where)
         if step.exec is not None:
-            return self._exec(step.exec, step.expect or Expect(), path)
+            return self._exec(step.exec, step.expect or Expect(), step.extract, path)
         if step.external is not None:
             return ExternalSpec(
                 key=self._template(step.external.key, (*where, "key")),
@@ -98,7 +98,7 @@ class StepsBuilder:
         assert step.milestone is not None  # _kind_of found exactly one kind
         return _milestone(step.milestone, where)
 
-    def _exec(self, exec_: Exec, expect: Expect, path: Path) -> ExecSpec:
+    def _exec(self, exec_: Exec, expect: Expect, extract: dict[str, str], path: Path) -> ExecSpec:
         where = (*path, "exec")
         if not exec_.argv:
             raise SpecError((*where, "argv"), "argv needs at least the program to run")
@@ -109,6 +109,7 @@ class StepsBuilder:
             cwd=exec_.cwd,
             expect_exit_code=0 if expect.exit_code is None else expect.exit_code,
             expect_latency_s=optional_duration_at(expect.latency, (*path, "expect", "latency")),
+            extract=tuple(extract.items()),
         )
 
     def _http(

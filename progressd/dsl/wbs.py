@@ -167,6 +167,9 @@ class ExecSpec(Record, frozen=True, kw_only=True, tag="exec", tag_field="type"):
     cwd: str | None = None
     expect_exit_code: int = 0
     expect_latency_s: float | None = None
+    extract: tuple[tuple[str, str], ...] = ()
+    """(variable, source) pairs; source is ``json.a.b[0]`` (stdout parsed as JSON),
+    ``stdout`` or ``exit_code``."""
 
 
 class ExternalSpec(Record, frozen=True, kw_only=True, tag="external", tag_field="type"):

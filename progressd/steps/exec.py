@@ -10,7 +10,10 @@ exits, and it calls ``on_done(ExecResult)`` exactly once. Only the spawn itself 
   included.
 * Stdout is read line by line for ``progress: N/M``; of the lines in one read only the last
   counts, so a chatty program costs one callback per read, not per line. Other stdout is
-  discarded. Stderr keeps only its last ``stderr_tail_bytes`` for the error text.
+  discarded, unless ``stdout_max_bytes`` asks to keep it (a step with ``extract``: at most
+  ``EXTRACT_STDOUT_MAX``, 1 MiB; more fails the step, class ``extract``): the kept stdout is
+  the program's output less its progress lines. Stderr keeps only its last
+  ``stderr_tail_bytes`` for the error text.
 * The result is final when the process has exited and its pipes are closed. A grandchild that
   keeps a pipe open cannot hold the step: ``pipe_linger_s`` after the exit the step finishes and
   the group is killed.
@@ -26,7 +29,7 @@ import signal
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -34,6 +37,7 @@ from progressd.dsl import Context, RenderError, StepPlan
 from progressd.dsl import ExecSpec as ExecStepSpec
 from progressd.errors import ProgressdError, StateError
 from progressd.runner import StepCall, StepOutcome
+from progressd.steps.extract import Extractor, extract, extract_source
 from progressd.steps.leases import LeaseWaits
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 from progressd.units import format_duration
@@ -43,6 +47,10 @@ ProgressCallback = Callable[[float, float], None]
 
 _PROGRESS = re.compile(rb"\s*progress:\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*")
 _MAX_LINE = 64 * 1024
+_EXEC_SCALARS = ("stdout", "exit_code")
+
+EXTRACT_STDOUT_MAX = 1 << 20
+"""Bytes of stdout (progress lines excluded) an exec step with ``extract`` reads: 1 MiB."""
 
 
 class ExecStartError(ProgressdError):
@@ -62,6 +70,9 @@ class ExecSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     kill_grace_s: float = 1.0
     pipe_linger_s: float = 1.0
     stderr_tail_bytes: int = 4096
+    stdout_max_bytes: int = 0
+    """Keep up to this many bytes of stdout (progress lines excluded) in ``ExecResult.stdout``;
+    0 discards it."""
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "kill_grace_s", "pipe_linger_s"):
@@ -70,15 +81,16 @@ class ExecSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise ValueError(
                     f"exec: {name} must be a non-negative number of seconds, got {value!r}"
                 )
-        if self.stderr_tail_bytes < 0:
-            raise ValueError(
-                f"exec: stderr_tail_bytes cannot be negative, got {self.stderr_tail_bytes}"
-            )
+        for name in ("stderr_tail_bytes", "stdout_max_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"exec: {name} cannot be negative, got {getattr(self, name)}")
 
 
 class ExecResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How a step's program ended. ``exit_code`` is negative for a signal (``-9``: SIGKILL),
-    ``None`` if it never reported one; ``message`` is the error text, empty when ``ok``."""
+    ``None`` if it never reported one; ``message`` is the error text, empty when ``ok``.
+    ``stdout`` is the kept stdout (``ExecSpec.stdout_max_bytes`` above 0, else ``None``), cut
+    at that limit when ``stdout_truncated``."""
 
     outcome: ExecOutcome
     exit_code: int | None
@@ -86,6 +98,8 @@ class ExecResult(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     stderr_tail: str
     progress: tuple[float, float] | None
     message: str
+    stdout: bytes | None = None
+    stdout_truncated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -160,6 +174,8 @@ class _ExecProtocol(asyncio.SubprocessProtocol):
         self._line = bytearray()
         self._skipping_line = False
         self._stderr = bytearray()
+        self._stdout = bytearray()
+        self._stdout_truncated = False
         self._progress: tuple[float, float] | None = None
         self._started = time.monotonic()
         self.finished = False
@@ -203,22 +219,41 @@ class _ExecProtocol(asyncio.SubprocessProtocol):
             self._loop.call_later(self._spec.kill_grace_s, self._signal_group, signal.SIGKILL)
         )
 
-    def _read_stdout(self, chunk: bytes) -> None:
+    def _read_stdout(self, chunk: bytes, *, end: bool = False) -> None:
         latest: tuple[float, float] | None = None
         *complete, rest = chunk.split(b"\n")
         for piece in complete:
-            line = b"" if self._skipping_line else bytes(self._line) + piece
-            self._line.clear()
-            self._skipping_line = False
-            latest = _parse_progress(line) or latest
+            latest = self._end_line(piece, b"\n") or latest
+        if end and (rest or self._line):  # the last line has no newline
+            latest = self._end_line(rest, b"") or latest
+            rest = b""
         self._line += rest
-        if len(self._line) > _MAX_LINE:
+        if len(self._line) > _MAX_LINE:  # too long for a progress line
+            self._keep(self._line)
             self._line.clear()
             self._skipping_line = True
         if latest is not None:
             self._progress = latest
             if self._on_progress is not None:
                 self._on_progress(*latest)
+
+    def _end_line(self, piece: bytes, newline: bytes) -> tuple[float, float] | None:
+        """Complete the held line with ``piece``: its progress, or ``None`` having kept it."""
+        line = bytes(self._line) + piece
+        self._line.clear()
+        progress = None if self._skipping_line else _parse_progress(line)
+        self._skipping_line = False
+        if progress is None and self._spec.stdout_max_bytes:
+            self._keep(line + newline)
+        return progress
+
+    def _keep(self, data: bytes | bytearray) -> None:
+        limit = self._spec.stdout_max_bytes
+        if not limit or self._stdout_truncated:
+            return
+        room = limit - len(self._stdout)
+        self._stdout += data[:room]
+        self._stdout_truncated = len(data) > room
 
     def _abandon(self) -> None:
         self._signal_group(signal.SIGKILL)
@@ -237,6 +272,7 @@ class _ExecProtocol(asyncio.SubprocessProtocol):
         self.finished = True
         for timer in self._timers:
             timer.cancel()
+        self._read_stdout(b"", end=True)
         self._signal_group(signal.SIGKILL)  # leftovers of the group, if any
         result = self._result(self._transport.get_returncode())
         self._transport.close()
@@ -254,6 +290,8 @@ class _ExecProtocol(asyncio.SubprocessProtocol):
             stderr_tail=tail,
             progress=self._progress,
             message=_message(outcome, exit_code, self._spec, tail),
+            stdout=bytes(self._stdout) if self._spec.stdout_max_bytes else None,
+            stdout_truncated=self._stdout_truncated,
         )
 
 
@@ -338,7 +376,7 @@ class ExecStepExecutor:
     def __init__(self, *, lease_waits: LeaseWaits | None = None) -> None:
         self._lease_waits = lease_waits
         self._reads_lease: set[int] = set()
-        self._prepared: dict[int, tuple[StepPlan, StepMetrics]] = {}
+        self._prepared: dict[int, tuple[StepPlan, StepMetrics, tuple[Extractor, ...]]] = {}
         self._spawning: set[asyncio.Task[None]] = set()
         self.progress: dict[int, tuple[float, float]] = {}
         """Row -> the last ``progress: N/M`` its running exec step printed."""
@@ -348,11 +386,14 @@ class ExecStepExecutor:
         """Count ``step`` into ``metrics``.
 
         Raises:
-            StateError: when ``step`` is not an exec step.
+            StateError: when ``step`` is not an exec step, or extracts from an unknown source.
         """
         if not isinstance(step.spec, ExecStepSpec):
             raise StateError(f"step {step.name!r} is a {step.kind} step, not an exec step")
-        self._prepared[id(step)] = (step, metrics.step(step.name))
+        extractors = tuple(
+            (var, *extract_source(source, _EXEC_SCALARS)) for var, source in step.spec.extract
+        )
+        self._prepared[id(step)] = (step, metrics.step(step.name), extractors)
         templates = (*step.spec.argv, *(t for _, t in step.spec.env))
         if any(f.startswith("lease") for t in templates for f in t.fields):
             self._reads_lease.add(id(step))
@@ -363,7 +404,7 @@ class ExecStepExecutor:
         if entry is None:
             self.register(call.step, self.unregistered)
             entry = self._prepared[id(call.step)]
-        step, metrics = entry
+        step, metrics, extractors = entry
         assert isinstance(step.spec, ExecStepSpec)  # register checked it
         waits = self._lease_waits
         if waits is not None and id(step) in self._reads_lease and "lease" not in call.context:
@@ -376,12 +417,18 @@ class ExecStepExecutor:
             metrics.end("request")
             call.fail(f"{step.name}: {exc}")
             return
-        task = asyncio.get_running_loop().create_task(self._spawn(step, metrics, spec, call))
+        spawn = self._spawn(step, metrics, extractors, spec, call)
+        task = asyncio.get_running_loop().create_task(spawn)
         self._spawning.add(task)
         task.add_done_callback(self._spawning.discard)
 
     async def _spawn(
-        self, step: StepPlan, metrics: StepMetrics, spec: ExecSpec, call: StepCall
+        self,
+        step: StepPlan,
+        metrics: StepMetrics,
+        extractors: tuple[Extractor, ...],
+        spec: ExecSpec,
+        call: StepCall,
     ) -> None:
         row = call.row
 
@@ -392,7 +439,7 @@ class ExecStepExecutor:
             self.progress.pop(row, None)
             metrics.scenario.exec.record(result.duration_s)
             metrics.latency.record(result.duration_s)
-            _complete_exec(step, metrics, call, result)
+            _complete_exec(step, metrics, extractors, call, result)
 
         try:
             await start_exec(spec, on_done=on_done, on_progress=on_progress)
@@ -418,11 +465,16 @@ def _render_exec(plan: ExecStepSpec, ctx: Context) -> ExecSpec:
         cwd=plan.cwd,
         timeout_s=plan.timeout_s,
         expect_exit=(plan.expect_exit_code,),
+        stdout_max_bytes=EXTRACT_STDOUT_MAX if plan.extract else 0,
     )
 
 
 def _complete_exec(
-    step: StepPlan, metrics: StepMetrics, call: StepCall, result: ExecResult
+    step: StepPlan,
+    metrics: StepMetrics,
+    extractors: tuple[Extractor, ...],
+    call: StepCall,
+    result: ExecResult,
 ) -> None:
     plan = step.spec
     assert isinstance(plan, ExecStepSpec)
@@ -438,9 +490,29 @@ def _complete_exec(
         if not passed:
             failure = ("expectation", f"{step.name}: took {result.duration_s:.3f}s, expected "
                        f"at most {plan.expect_latency_s:.3f}s")  # fmt: skip
+    variables: dict[str, Any] | None = None
+    if failure is None and extractors:
+        variables, failure = _extract_stdout(step.name, extractors, result)
     if failure is not None:
         metrics.end(failure[0])
         call.fail(failure[1], latency_s=result.duration_s)
         return
     metrics.end(None)
-    call.complete(StepOutcome(ok=True, latency_s=result.duration_s))
+    call.complete(StepOutcome(ok=True, vars=variables, latency_s=result.duration_s))
+
+
+def _extract_stdout(
+    name: str, extractors: tuple[Extractor, ...], result: ExecResult
+) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    if result.stdout_truncated:
+        names = ", ".join(var for var, _, _ in extractors)
+        message = f"stdout is longer than {EXTRACT_STDOUT_MAX >> 20} MiB, the most extract reads"
+        return None, ("extract", f"{name}: extract {names}: {message}")
+    stdout = result.stdout or b""
+
+    def scalar(kind: str) -> Any:
+        if kind == "exit_code":
+            return result.exit_code
+        return stdout.decode("utf-8", "replace").rstrip("\n")  # as the shell's $(...)
+
+    return extract(name, extractors, stdout, scalar, "stdout")
