@@ -46,6 +46,7 @@ def test_bad_document_reports_expected_error(path: Path) -> None:
         ("threshold_rate_above_one", "load.scenarios[0].thresholds.errors[1]"),
         ("v1_bad_ramp", "scenarios[0].ramp"),
         ("template_dunder", "load.scenarios[0].steps[0].http.url"),
+        ("extract_header", "load.scenarios[0].steps[1].extract.token"),
     ],
 )
 def test_bad_document_names_document_path(name: str, doc_path: str) -> None:

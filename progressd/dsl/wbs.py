@@ -151,8 +151,8 @@ class HttpSpec(Record, frozen=True, kw_only=True, tag="http", tag_field="type"):
     expect_status: tuple[int, ...] = ()
     expect_latency_s: float | None = None
     extract: tuple[tuple[str, str], ...] = ()
-    """(variable, source) pairs; source is ``json.a.b[0]``, ``header.Name``, ``status`` or
-    ``body``."""
+    """(variable, source) pairs; source is ``json.a.b[0]``, ``status`` or ``body`` (the DSL
+    refuses ``header.Name``: the load client keeps no response headers)."""
 
 
 class ThinkSpec(Record, frozen=True, kw_only=True, tag="think", tag_field="type"):
