@@ -60,7 +60,7 @@ from progressd.poller.priorities import (
 from progressd.poller.stats import PollerStatistics, WakeLatencyHistogram
 from progressd.poller.timers import TimerWheel
 
-__all__ = ["ErrorHandler", "IterationHook", "Poller", "ReadySlot"]
+__all__ = ["ErrorHandler", "IterationHook", "Poller"]
 
 _log = logging.getLogger("progressd.poller")
 _INF = float("inf")
@@ -87,7 +87,7 @@ class IterationHook:
         self.next_deadline = next_deadline
 
 
-class ReadySlot(ProgressPollable):
+class _ReadySlot(ProgressPollable):
     """The private, re-armable handle of ``Poller.requeue``: seen only by its own callback."""
 
     __slots__ = ()
@@ -219,11 +219,11 @@ class Poller(MainLoop):
         """
         if handle._state != FIRED:
             raise StateError(f"requeue() takes a fired handle (from its callback), got {handle!r}")
-        if type(handle) is ReadySlot:
+        if type(handle) is _ReadySlot:
             handle._state = READY
             handle.due = self._now
         else:
-            handle = ReadySlot(
+            handle = _ReadySlot(
                 self, _TIMER, handle.owner, handle.rank, handle._callback, self._now, READY
             )
         self._timed[handle.rank].append(handle)

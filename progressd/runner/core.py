@@ -36,8 +36,6 @@ from typing import Any, Literal, get_args
 from progressd.dsl import Context, Plan
 from progressd.errors import StateError
 from progressd.poller import PollableKind, Poller, ProgressPollable
-from progressd.poller.core import ReadySlot
-from progressd.poller.pollable import FIRED, READY
 from progressd.runner.context import RowContext
 from progressd.runner.executors import ExecutorTable, StepCall, StepOutcome
 from progressd.runner.guards import GuardWaits
@@ -223,7 +221,6 @@ class Runner:
         count, fixed, limit, duration = len(sc.kinds), sc.fixed_think, sc.iterations, sc.duration_s
         advance, poller, rank, run = self.workbook.advance, self.poller, self._timer_rank, self._run
         requeue, subscribe_timer = poller.requeue, poller.subscribe_timer
-        slot, ready, fired = ReadySlot, READY, FIRED
 
         def on_think(handle: ProgressPollable) -> None:
             row = handle.owner
@@ -249,16 +246,7 @@ class Runner:
             status = statuses[local]
             # the next step is a plain think in the same status: skip _run's general path
             if seconds == 0.0 and status == _ACTIVE:
-                if type(handle) is slot and handle._state == fired:
-                    # Poller.requeue's re-arm of its own ready slot, inlined (keep in step)
-                    handle._state = ready
-                    handle.due = poller._now
-                    poller._timed[handle.rank].append(handle)
-                    if poller._idle:
-                        poller._wake_up()
-                    handles[local] = handle
-                else:
-                    handles[local] = requeue(handle)
+                handles[local] = requeue(handle)
             elif seconds > 0.0 and status == _THINKING:
                 handles[local] = subscribe_timer(poller._now + seconds, on_think, row, rank)
             else:
