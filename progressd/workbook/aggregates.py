@@ -6,7 +6,6 @@ it never runs on a hot path.
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,7 +73,7 @@ class Aggregates:
 
 
 def recount(
-    columns: Sequence[array[Any]], reached: bytearray, stride: int, agg: Aggregates
+    columns: Sequence[Sequence[Any]], reached: bytearray, stride: int, agg: Aggregates
 ) -> ProgressTotals:
     """Recompute the totals by scanning every row (history counters come from ``agg``)."""
     c = columns

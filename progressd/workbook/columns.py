@@ -1,21 +1,22 @@
-"""Storage for the workbook: typed hot columns and sparse cold maps.
+"""Storage for the workbook: hot columns and sparse cold maps.
 
-``HotColumns`` keeps one ``array`` per hot field plus the per-row version and dirty mask, all
-indexed by row. ``ColdStore`` keeps, per cold field, a dict of the rows that hold a value now and
-a dict of the values referenced by their stable points; a value shared by both is one object and
-is counted once. Its byte count is maintained on every transition, so ``memory_bytes()`` never
-walks the rows.
+``HotColumns`` keeps one column per hot field (a typed ``array``, or a list for the fields every
+step writes) plus the per-row version and dirty mask, all indexed by row. ``ColdStore`` keeps,
+per cold field, a dict of the rows that hold a value now and a dict of the values referenced by
+their stable points; a value shared by both is one object and is counted once. Its byte count is
+maintained on every transition, so ``memory_bytes()`` never walks the rows.
 """
 
 from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableSequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from progressd.workbook.fields import (
+    BOXED_FIELDS,
     COLD_FIELDS,
     HOT_DEFAULTS,
     HOT_FIELDS,
@@ -43,30 +44,61 @@ def _filled(typecode: str, fill: int | float, count: int) -> array[Any]:
     return array(typecode, [fill]) * count
 
 
+_SMALL_INTS = range(-5, 257)  # CPython's cached ints: a list holding one stores a pointer only
+_INT_BYTES = sys.getsizeof(1 << 20)
+_SAMPLE_ROWS = 1024
+
+
+def _new_column(f: Field) -> MutableSequence[Any]:
+    return [] if f in BOXED_FIELDS else array(HOT_TYPECODES[f])
+
+
 @dataclass(slots=True)
 class HotColumns:
-    """One typed array per hot field, plus ``version`` (uint32) and ``dirty`` (uint16) per row.
+    """One column per hot field, plus ``version`` (uint32 values) and ``dirty`` (field mask)
+    per row: arrays, except the per-step fields (``BOXED_FIELDS``), the version and the dirty
+    mask, which are lists (fields.py says why).
 
-    ``columns[f]`` is the array of ``Field`` ``f`` (indexable by the field's value).
+    ``columns[f]`` is the column of ``Field`` ``f`` (indexable by the field's value).
     """
 
-    columns: list[array[Any]] = field(
-        default_factory=lambda: [array(HOT_TYPECODES[f]) for f in HOT_FIELDS]
+    columns: list[MutableSequence[Any]] = field(
+        default_factory=lambda: [_new_column(f) for f in HOT_FIELDS]
     )
-    version: array[Any] = field(default_factory=lambda: array("I"))
-    dirty: array[Any] = field(default_factory=lambda: array("H"))
+    version: list[int] = field(default_factory=list)
+    dirty: list[int] = field(default_factory=list)
 
     def grow(self, count: int) -> None:
         """Append ``count`` rows holding the default values."""
         for f in HOT_FIELDS:
-            self.columns[f].extend(_filled(HOT_TYPECODES[f], HOT_DEFAULTS[f], count))
-        self.version.extend(_filled("I", 0, count))
-        self.dirty.extend(_filled("H", 0, count))
+            column = self.columns[f]
+            if isinstance(column, array):
+                column.extend(_filled(HOT_TYPECODES[f], HOT_DEFAULTS[f], count))
+            else:
+                column.extend([HOT_DEFAULTS[f]] * count)
+        self.version.extend([0] * count)
+        self.dirty.extend([0] * count)
 
     def nbytes(self) -> int:
-        """Bytes allocated by the arrays (including their over-allocation)."""
-        arrays = [*self.columns, self.version, self.dirty]
-        return sum(sys.getsizeof(a) for a in arrays) + sys.getsizeof(self.columns)
+        """Bytes held by the columns (with over-allocation) and by the ints the lists hold.
+
+        The lists' own ints are estimated from at most ``_SAMPLE_ROWS`` evenly spaced rows, so
+        this stays cheap at any size (telemetry reads it at scrape time).
+        """
+        lists = [c for c in self.columns if isinstance(c, list)] + [self.version, self.dirty]
+        size = sum(sys.getsizeof(c) for c in [*self.columns, self.version, self.dirty])
+        return size + sys.getsizeof(self.columns) + sum(_boxed_bytes(c) for c in lists)
+
+
+def _boxed_bytes(column: list[int]) -> int:
+    """Estimated bytes of the int objects a list column holds beyond the cached small ints."""
+    rows = len(column)
+    if not rows:
+        return 0
+    stride = max(1, rows // _SAMPLE_ROWS)
+    sample = column[::stride]
+    boxed = sum(1 for v in sample if v not in _SMALL_INTS)
+    return boxed * rows * _INT_BYTES // len(sample)
 
 
 class ColdStore:

@@ -8,7 +8,6 @@ storage lives in ``columns`` and ``stable``, totals in ``aggregates``, staged wr
 from __future__ import annotations
 
 import sys
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from progressd.workbook.aggregates import Aggregates, recount
 from progressd.workbook.columns import ColdStore, HotColumns
 from progressd.workbook.fields import (
     ADDABLE_FIELDS,
+    BOXED_FIELDS,
+    BOXED_LIMITS,
     COLD_FIELDS,
     HOT_TYPECODES,
     RESTORED_HOT,
@@ -54,6 +55,12 @@ _ADDABLE_MASK = sum(f.mask for f in ADDABLE_FIELDS)
 _STATUS = int(Field.STATUS)
 _DONE = int(Field.DONE)
 _ERRORS = int(Field.ERRORS)
+_CHECKED_MASK = Field.STATUS.mask | sum(f.mask for f in BOXED_FIELDS)
+_BOXED_MASK = sum(f.mask for f in BOXED_FIELDS)
+_STEP_BIT, _ITER_BIT, _DONE_BIT = Field.STEP.mask, Field.ITERATION.mask, Field.DONE.mask
+_STEP_MIN, _STEP_MAX = BOXED_LIMITS[Field.STEP]
+_ITER_MIN, _ITER_MAX = BOXED_LIMITS[Field.ITERATION]
+_DONE_MIN, _DONE_MAX = BOXED_LIMITS[Field.DONE]
 _TOTALLED_MASK = Field.DONE.mask | Field.STATUS.mask | Field.ERRORS.mask | Field.MILESTONE.mask
 
 
@@ -177,9 +184,9 @@ class Workbook:
         value: int | float = self._cols[field][row]
         return value
 
-    def column(self, field: Field) -> array[Any]:
-        """The live typed column of hot field ``field``, indexed by row: for hot paths that
-        cannot pay for ``get`` (the runner's step pointer and iteration).
+    def column(self, field: Field) -> Sequence[Any]:
+        """The live column of hot field ``field``, indexed by row: for hot paths that cannot
+        pay for ``get`` (the runner's step pointer and iteration).
 
         Read-only by contract: write through ``set``/``add``/``advance``. It holds committed
         values (a write staged inside ``dispatching()`` is not in it until the merge) and is
@@ -245,7 +252,7 @@ class Workbook:
             check_value(field, value)
             self._staging.stage_set(row, field, value)
             return
-        if field == _STATUS:
+        if _CHECKED_MASK >> field & 1:  # a status, or a list column (no range check of its own)
             check_value(field, value)
         # The hot path (every step of every user): _write_hot and _commit inlined.
         column = self._cols[field]
@@ -283,6 +290,8 @@ class Workbook:
             return
         column = self._cols[field]
         old = column[row]
+        if _BOXED_MASK >> field & 1:
+            check_value(field, old + delta)
         try:
             column[row] = old + delta
         except (OverflowError, TypeError) as exc:
@@ -316,14 +325,10 @@ class Workbook:
                 its column (then nothing is written).
         """
         if self._staging is not None:
-            self._check_row(row)
-            _check_ints(step, done, iterations)
-            if done:
-                self._staging.stage_add(row, Field.DONE, done)
-            if iterations:
-                self._staging.stage_add(row, Field.ITERATION, iterations)
-            self._staging.stage_set(row, Field.STEP, step)
+            self._stage_advance(row, step, done, iterations)
             return
+        if not (type(step) is int and type(done) is int and type(iterations) is int):
+            raise _unfit_advance(row, step, done, iterations, "expected integers")
         steps = self._steps_col
         if row < 0:
             self._check_row(row)
@@ -332,31 +337,35 @@ class Workbook:
         except IndexError:
             self._check_row(row)
             raise
-        mask = (old_step != step) | (iterations != 0) << 1 | (done != 0) << 2
-        if not mask:
+        # additions and comparisons, not | and <<: CPython 3.11 specialises only the former
+        mask = _DONE_BIT if done else 0
+        if iterations:
+            mask += _ITER_BIT
+        if old_step != step:
+            mask += _STEP_BIT
+            if not _STEP_MIN <= step <= _STEP_MAX:  # the list columns do not range-check
+                raise _unfit_advance(row, step, done, iterations, "step out of range")
+        elif not mask:
             return
-        old_iter = old_done = None
-        try:  # only the columns that change are written
-            if mask & 1:
-                steps[row] = step
-            if iterations:
-                iters = self._iters_col
-                old_iter = iters[row]
-                iters[row] = old_iter + iterations
-            if done:
-                dones = self._done_col
-                old_done = dones[row]
-                dones[row] = old_done + done
-        except (OverflowError, TypeError) as exc:
-            self._undo_advance(row, old_step, old_iter, old_done)
-            values = f"step={step!r}, done={done!r}, iterations={iterations!r}"
-            raise StateError(f"advance({values}) does not fit row {row}: {exc}") from None
-        self._agg.done_work += done
+        if iterations:
+            iters = self._iters_col
+            new_iter = iters[row] + iterations
+            if not _ITER_MIN <= new_iter <= _ITER_MAX:
+                raise _unfit_advance(row, step, done, iterations, "iteration out of range")
+        if done:
+            dones = self._done_col
+            new_done = dones[row] + done
+            if not _DONE_MIN <= new_done <= _DONE_MAX:
+                raise _unfit_advance(row, step, done, iterations, "done work out of range")
+            dones[row] = new_done  # nothing is written before every check has passed
+            self._agg.done_work += done
+        if iterations:
+            iters[row] = new_iter
+        if mask & _STEP_BIT:
+            steps[row] = step
         version = self._version
-        try:
-            version[row] += 1
-        except OverflowError:  # versions wrap mod 2**32
-            version[row] = 0
+        new_version = version[row] + 1
+        version[row] = new_version if new_version <= 0xFFFFFFFF else 0
         self._commits += 1
         dirty = self._dirty
         old_mask = dirty[row]
@@ -366,6 +375,17 @@ class Workbook:
                 self.on_change()
             rows.append(row)
         dirty[row] = old_mask | mask
+
+    def _stage_advance(self, row: int, step: int, done: int, iterations: int) -> None:
+        """``advance`` while events are dispatched: staged as its three writes."""
+        assert self._staging is not None
+        self._check_row(row)
+        _check_ints(step, done, iterations)
+        if done:
+            self._staging.stage_add(row, Field.DONE, done)
+        if iterations:
+            self._staging.stage_add(row, Field.ITERATION, iterations)
+        self._staging.stage_set(row, Field.STEP, step)
 
     def set_cold(self, row: int, field: Field, value: object | None) -> None:
         """Set a cold field; ``None`` clears it and frees its entry. Values are not copied:
@@ -544,13 +564,6 @@ class Workbook:
             self._agg.on_change(field, old, column[row])
         return True
 
-    def _undo_advance(self, row: int, step: int, iteration: int | None, done: int | None) -> None:
-        self._steps_col[row] = step
-        if iteration is not None:
-            self._iters_col[row] = iteration
-        if done is not None:
-            self._done_col[row] = done
-
     def _commit(self, row: int, mask: int) -> None:
         version = self._version
         version[row] = (version[row] + 1) & 0xFFFFFFFF
@@ -632,6 +645,13 @@ _STAGED_OP_BYTES = sys.getsizeof(StagedOp(OpKind.SET, 0, 0, 0)) + 32  # + its in
 
 def _unfit(field: Field, row: int, value: object, exc: Exception) -> StateError:
     return StateError(f"{field_name(field)}={value!r} does not fit row {row}: {exc}")
+
+
+def _unfit_advance(
+    row: int, step: object, done: object, iterations: object, why: str
+) -> StateError:
+    values = f"step={step!r}, done={done!r}, iterations={iterations!r}"
+    return StateError(f"advance({values}) does not fit row {row}: {why}")
 
 
 def _check_ints(*values: object) -> None:

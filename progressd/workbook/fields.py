@@ -89,6 +89,19 @@ HOT_TYPECODES: Final[dict[Field, str]] = {
     Field.ERRORS: "I",
     Field.MILESTONE: "h",
 }
+# The fields every step writes (step pointer, iteration, done work) live in Python lists, like
+# the row version and dirty mask, not in arrays: in CPython 3.11 a list item read or write is
+# specialised bytecode, while an array's setitem parses its argument and its getitem boxes a new
+# int — a no-op step ran ~30% faster with lists (docs/perf/poller.md). A list costs 8 bytes a row
+# plus, once a value leaves the small-int cache (-5..256), a 28-byte int of the row's own.
+# Writes to these fields are range-checked against the typecode above (what the array enforced),
+# so a value that would not fit a stable column or a snapshot is refused the same way.
+BOXED_FIELDS: Final = (Field.STEP, Field.ITERATION, Field.DONE)
+BOXED_LIMITS: Final[dict[Field, tuple[int, int]]] = {
+    f: (-(1 << bits - 1), (1 << bits - 1) - 1)
+    for f in BOXED_FIELDS
+    for bits in [8 * array(HOT_TYPECODES[f]).itemsize]
+}
 HOT_DEFAULTS: Final[dict[Field, int | float]] = {
     Field.STEP: 0,
     Field.ITERATION: 0,

@@ -98,13 +98,15 @@ def decode_snapshot(data: bytes) -> StableSnapshot:
 def export_stable(wb: Workbook) -> StableSnapshot:
     """The workbook's stable state as a record."""
     cold = wb._cold
+    errors = wb._cols[Field.ERRORS]
+    assert isinstance(errors, array)  # only the per-step fields are lists (fields.BOXED_FIELDS)
     return StableSnapshot(
         format=FORMAT,
         byteorder=native_byteorder(),
         milestones=wb._milestones,
         rows=wb._rows,
         columns=wb._stable.export(),
-        errors=wb._cols[Field.ERRORS].tobytes(),
+        errors=errors.tobytes(),
         reached=bytes(wb._reached),
         vars=dict(cold.stable[Field.VARS - COLD_FIELDS[0]]),
         payload=dict(cold.stable[Field.PAYLOAD - COLD_FIELDS[0]]),
