@@ -112,6 +112,37 @@ class Poller(MainLoop):
         ConfigError: for an invalid priority mapping, budget, floor or sentinel.
     """
 
+    # slots, not a __dict__: past 30 attributes CPython 3.11 stops sharing instance-dict keys,
+    # and every attribute read on the hot path becomes a dict lookup (MainLoop declares the
+    # loop's own six)
+    __slots__ = (
+        "_batch_max",
+        "_busy_seconds",
+        "_cancelled",
+        "_collector",
+        "_dead_ready",
+        "_errors",
+        "_events",
+        "_handles_run",
+        "_heads",
+        "_hooks",
+        "_iteration_max",
+        "_iterations",
+        "_latency",
+        "_now",
+        "_on_error",
+        "_starvation",
+        "_timed",
+        "_wheel",
+        "budget",
+        "classes",
+        "clock",
+        "default_rank",
+        "floor",
+        "sentinel",
+        "slack",
+    )
+
     def __init__(
         self,
         clock: Clock,

@@ -38,6 +38,9 @@ def _resolve(future: asyncio.Future[str], reason: str) -> None:
 class MainLoop:
     """The ``run()``/``stop()`` half of ``Poller`` (a mixin: it uses the poller's state)."""
 
+    # the loop's own state; the rest of Poller's slots are declared on Poller
+    __slots__ = ("_armed", "_idle", "_running", "_sentinel_wakeups", "_stopping", "_wake")
+
     clock: Clock
     sentinel: float
     slack: float

@@ -76,6 +76,43 @@ class Runner:
             hold the plan's milestones.
     """
 
+    # slots, not a __dict__: past 30 attributes CPython 3.11 stops sharing instance-dict keys,
+    # and every attribute read on the hot path becomes a dict lookup
+    __slots__ = (
+        "_active",
+        "_failed",
+        "_finished",
+        "_first_row",
+        "_guards",
+        "_handles",
+        "_in_flight",
+        "_iter_col",
+        "_iterations",
+        "_lease_info",
+        "_milestone_hooks",
+        "_on_resume_cb",
+        "_ranks",
+        "_rng",
+        "_rollbacks",
+        "_row_scenario",
+        "_scenarios",
+        "_skipped",
+        "_status",
+        "_step_col",
+        "_steps_run",
+        "_think_cbs",
+        "_timer_rank",
+        "executors",
+        "plan",
+        "poller",
+        "reason",
+        "recheck_interval",
+        "run_id",
+        "started_at",
+        "state",
+        "workbook",
+    )
+
     def __init__(
         self,
         plan: Plan,
