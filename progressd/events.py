@@ -36,7 +36,7 @@ import msgspec
 from progressd.clock import Clock
 from progressd.errors import ConfigError, StateError
 from progressd.units import parse_duration
-from progressd.workbook import Changes, RollbackReason, Workbook
+from progressd.workbook import RollbackReason, Workbook
 from progressd.workbook.fields import ERROR_MASK, LEASE_MASK
 
 _log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ _log = logging.getLogger(__name__)
 Topic = Literal["field", "milestone", "rollback", "error", "lease"]
 TOPICS: Final[frozenset[str]] = frozenset({"field", "milestone", "rollback", "error", "lease"})
 FlushReason = Literal["size", "interval", "priority", "explicit"]
+_SPECIAL_MASK: Final = ERROR_MASK | LEASE_MASK
 
 
 class Priority(IntEnum):
@@ -379,31 +380,62 @@ class EventBus:
         changes = self.workbook.take_changes()
         since = now if self._changes_since is None else min(self._changes_since, now)
         self._changes_since = None
-        for event in self._events_from(changes, since):
-            if event.priority >= self.config.priority_threshold:
-                self._urgent += 1
-            self._pending.append(event)
-        self._max_pending = max(self._max_pending, len(self._pending))
-        if self._pending_since is None and self._pending:
-            self._pending_since = self._pending[0].at
-
-    def _events_from(self, changes: Changes, now: float) -> Iterable[ProgressEvent]:
+        threshold = self.config.priority_threshold
+        pending = self._pending
         for entry in changes.journal:
-            yield self._event(
+            event = self._event(
                 entry.kind,
                 entry.row,
                 entry.version,
-                now,
+                since,
                 milestone=entry.milestone,
                 reason=entry.reason,
                 undone=entry.undone,
             )
-        for row, mask, version in changes.rows:
-            yield self._event("field", row, version, now, fields=mask)
-            if mask & ERROR_MASK:
-                yield self._event("error", row, version, now, fields=mask & ERROR_MASK)
-            if mask & LEASE_MASK:
-                yield self._event("lease", row, version, now, fields=mask & LEASE_MASK)
+            if event.priority >= threshold:
+                self._urgent += 1
+            pending.append(event)
+        self._collect_rows(changes.rows, since)
+        self._max_pending = max(self._max_pending, len(pending))
+        if self._pending_since is None and pending:
+            self._pending_since = pending[0].at
+
+    def _collect_rows(self, rows: list[tuple[int, int, int]], now: float) -> None:
+        """Queue a field event per changed row, then an error and a lease event for a row whose
+        mask holds those fields. The bus's hot loop (one event per changed row), so it builds
+        field events itself rather than through ``_event``."""
+        seq = self._event_seq
+        field_priority = self._priorities["field"]
+        append = self._pending.append
+        for row, mask, version in rows:
+            append(
+                ProgressEvent(
+                    seq=seq,
+                    topic="field",
+                    row=row,
+                    version=version,
+                    priority=field_priority,
+                    at=now,
+                    fields=mask,
+                )
+            )
+            seq += 1
+            if mask & _SPECIAL_MASK:
+                self._event_seq = seq
+                self._collect_special(row, mask, version, now)
+                seq = self._event_seq
+        self._event_seq = seq
+        if field_priority >= self.config.priority_threshold:
+            self._urgent += len(rows)
+
+    def _collect_special(self, row: int, mask: int, version: int, now: float) -> None:
+        threshold = self.config.priority_threshold
+        for topic, bits in (("error", mask & ERROR_MASK), ("lease", mask & LEASE_MASK)):
+            if bits:
+                event = self._event(topic, row, version, now, fields=bits)  # type: ignore[arg-type]
+                if event.priority >= threshold:
+                    self._urgent += 1
+                self._pending.append(event)
 
     def _event(
         self,
@@ -433,10 +465,13 @@ class EventBus:
         )
 
     def _take(self, count: int) -> list[ProgressEvent]:
-        taken = [self._pending.popleft() for _ in range(min(count, len(self._pending)))]
-        threshold = self.config.priority_threshold
-        self._urgent -= sum(1 for e in taken if e.priority >= threshold)
-        self._pending_since = None if not self._pending else self._pending[0].at
+        pending = self._pending
+        popleft = pending.popleft
+        taken = [popleft() for _ in range(min(count, len(pending)))]
+        if self._urgent:  # else no event is urgent: nothing to count
+            threshold = self.config.priority_threshold
+            self._urgent -= sum(1 for e in taken if e.priority >= threshold)
+        self._pending_since = None if not pending else pending[0].at
         return taken
 
     def _note_stall(self, now: float) -> None:

@@ -157,6 +157,33 @@ def test_event_bus_emits_error_and_lease_events() -> None:
     assert error.fields == Field.ERRORS.mask | Field.ERROR_TEXT.mask
 
 
+def test_event_bus_orders_a_rows_field_error_and_lease_events_and_counts_urgency() -> None:
+    wb, clock, bus, got = make_bus(threshold=Priority.HIGH)
+    wb.set(1, Field.STEP, 2)
+    wb.record_error(3, "refused")  # HIGH: urgent
+    wb.set(3, Field.LEASE, 4)
+    assert bus.flush_due(clock.now()) == 1
+    assert got[0].reason == "priority"
+    assert [(e.topic, e.row, e.seq) for e in got[0].events] == [
+        ("field", 1, 0), ("field", 3, 1), ("error", 3, 2), ("lease", 3, 3)
+    ]  # fmt: skip
+    wb.set(1, Field.STEP, 3)  # nothing urgent is left over: a plain write waits
+    assert bus.flush_due(clock.now()) == 0
+
+
+def test_event_bus_field_priority_at_the_threshold_flushes_every_write() -> None:
+    wb = Workbook(["m"], rows=4)
+    clock = FakeClock(0.0)
+    bus = EventBus(wb, clock, priorities={"field": Priority.HIGH})
+    got: list[Batch] = []
+    bus.subscribe(ALL, got.append)
+    wb.set(0, Field.STEP, 1)
+    wb.set(2, Field.STEP, 1)
+    assert bus.flush_due(clock.now()) == 1
+    assert got[0].reason == "priority" and events_of(got) == [("field", 0), ("field", 2)]
+    assert bus.statistics().pending == 0
+
+
 def test_event_bus_subscriber_write_back_lands_in_a_later_batch() -> None:
     wb, clock, bus, got = make_bus()
 

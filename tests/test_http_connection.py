@@ -39,7 +39,7 @@ class FakeOwner:
     def exchange_finished(
         self, conn: HttpConnection, ex: Exchange, error: HttpErrorReason | None, reusable: bool
     ) -> None:
-        self.finished.append((conn.status, conn.take_body(), conn.body_size, error, reusable))
+        self.finished.append((conn.status, conn.body, conn.body_size, error, reusable))
 
     def exchange_lost(self, conn: HttpConnection, ex: Exchange, exc: BaseException | None) -> None:
         self.lost.append(ex)

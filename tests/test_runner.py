@@ -365,3 +365,67 @@ def test_runner_zero_think_loop_finishes_with_exact_work() -> None:
     assert [wb.get(r, Field.DONE) for r in range(4)] == [50] * 4
     assert [wb.get(r, Field.ITERATION) for r in range(4)] == [25] * 4
     assert runner.statistics().steps_run == 200 and wb.totals() == wb.recount()
+
+
+def complete_all(executor: RecordingExecutor, poller: Poller, **fields: Any) -> int:
+    """Succeed every call not completed yet, then run the completions; how many there were."""
+    pending = [c for c in executor.calls if c.pollable.pending and not c.pollable.ready()]
+    for call in pending:
+        call.succeed(**fields)
+    poller.run_ready()
+    return len(pending)
+
+
+def test_runner_io_loop_finishes_with_exact_work() -> None:
+    plan = make_plan("        - exec: {argv: ['true']}\n", users=3, bounds="iterations: 4")
+    executor = RecordingExecutor()
+    runner, poller, _clock = make_runner(plan, executors={"exec": executor})
+    runner.start()
+    poller.run_ready()
+    completed = [complete_all(executor, poller) for _ in range(5)]
+    assert completed == [3, 3, 3, 3, 0]  # each completion starts the next request at once
+    wb = runner.workbook
+    assert [wb.get(r, Field.DONE) for r in range(3)] == [4] * 3
+    assert runner.state == "finished" and status_count(runner, Status.DONE) == 3
+    stats = runner.statistics()
+    assert stats.steps_run == 12 and stats.iterations == 12 and stats.in_flight == 0
+    assert wb.totals() == wb.recount()
+
+
+def test_runner_guard_of_the_io_step_after_a_completion_sees_its_vars() -> None:
+    plan = make_plan(
+        "        - exec: {argv: ['true']}\n"
+        "        - {exec: {argv: ['true']}, when: \"{{ vars.go }}\"}\n",
+        users=2,
+        extra="vars: {go: false}",
+    )
+    executor = RecordingExecutor()
+    runner, poller, clock = make_runner(plan, executors={"exec": executor})
+    runner.start()
+    poller.run_ready()
+    first, second = executor.calls
+    first.succeed(vars={"go": True})  # user 0 runs the guarded step, user 1 skips it
+    second.succeed()
+    poller.run_ready()
+    assert [c.row for c in executor.calls[2:]] == [first.row]
+    executor.calls[2].succeed()
+    drain(poller, clock)
+    stats = runner.statistics()
+    assert stats.steps_skipped == 1 and stats.steps_run == 4  # a skipped step counts as run
+    assert runner.workbook.totals().done_work == 4 and runner.state == "finished"
+
+
+def test_runner_failed_io_step_is_recorded_and_the_user_carries_on() -> None:
+    plan = make_plan("        - exec: {argv: ['true']}\n", bounds="iterations: 2")
+    executor = RecordingExecutor()
+    runner, poller, _clock = make_runner(plan, executors={"exec": executor})
+    runner.start()
+    poller.run_ready()
+    executor.calls[0].fail("exit code 3")
+    poller.run_ready()
+    assert len(executor.calls) == 2  # the next iteration started
+    wb = runner.workbook
+    assert wb.get(0, Field.ERRORS) == 1 and wb.get_cold(0, Field.ERROR_TEXT) == "exit code 3"
+    executor.calls[1].succeed(payload={"n": 1})
+    poller.run_ready()
+    assert wb.get_cold(0, Field.PAYLOAD) == {"n": 1} and runner.state == "finished"

@@ -39,8 +39,8 @@ class ConnectionOwner(Protocol):
     def exchange_finished(
         self, conn: HttpConnection, ex: Exchange, error: HttpErrorReason | None, reusable: bool
     ) -> None:
-        """The exchange ended; its status and body are on ``conn`` (``status``, ``body_size``,
-        ``take_body()``) until the connection's next ``send``."""
+        """The exchange ended; its status and body are on ``conn`` (``status``, ``body``,
+        ``body_size``) until the connection's next ``send``."""
 
     def exchange_lost(self, conn: HttpConnection, ex: Exchange, exc: BaseException | None) -> None:
         """The connection closed before any byte of the response arrived."""
@@ -65,6 +65,7 @@ class HttpConnection(asyncio.Protocol):
         "_owner",
         "_parser",
         "_transport",
+        "body",
         "body_size",
         "closed",
         "lost",
@@ -82,6 +83,8 @@ class HttpConnection(asyncio.Protocol):
         self.lost = False
         self.requests = 0
         self.status = 0
+        self.body = b""
+        """The body kept (at most ``body_limit`` bytes), set when the exchange is reported."""
         self.body_size = 0
         self._chunks: list[bytes] = []
         self._kept = 0
@@ -143,8 +146,10 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._complete:
             if self._keep_alive and not self._extra and not ex.request.head:
-                self._exchange = None  # the common end: _finish inlined
+                self._exchange = None  # the common end: _finish and take_body inlined
                 self.status = self._parser.get_status_code()
+                chunks = self._chunks
+                self.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 self._owner.exchange_finished(self, ex, None, True)
             else:
                 self._finish(ex, None, reusable=self._keep_alive and not self._extra)
@@ -170,6 +175,7 @@ class HttpConnection(asyncio.Protocol):
             self._owner.exchange_lost(self, ex, exc)
             return
         self.status = self._parser.get_status_code() if self._head_done else 0
+        self.body = self.take_body()
         if self._head_done and not self._complete and _framed_by_close(self._head):
             self._owner.exchange_finished(self, ex, None, False)  # the close ends the body
         else:
@@ -214,6 +220,7 @@ class HttpConnection(asyncio.Protocol):
     def _finish(self, ex: Exchange, error: HttpErrorReason | None, *, reusable: bool) -> None:
         self._exchange = None
         self.status = self._parser.get_status_code() if self._head_done else 0
+        self.body = self.take_body()
         if error is not None:
             self.abort()
         elif not reusable:

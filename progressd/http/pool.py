@@ -103,7 +103,10 @@ class HttpPool:
         self._waiters: deque[Exchange] = deque()
         self._connecting = 0
         self._waiting = 0
-        self._closed = False
+        self.closed = False
+        """Whether the pool was closed (a caller holding it must ask its client again).
+        Read-only: ``close()`` sets it (an attribute, not a property: senders read it per
+        request)."""
         self._drained: asyncio.Future[None] | None = None
         self._requests = self._reused = self._retries = 0
         self._connects = self._connect_failures = 0
@@ -141,7 +144,7 @@ class HttpPool:
         Raises:
             PoolClosedError: when the pool was closed.
         """
-        if self._closed:
+        if self.closed:
             raise PoolClosedError(f"HTTP pool for {self.origin.address} is closed")
         scheduler = self._scheduler
         now = scheduler.time()
@@ -160,16 +163,11 @@ class HttpPool:
         else:
             self._dispatch(ex)
 
-    @property
-    def closed(self) -> bool:
-        """Whether the pool was closed (a caller holding it must ask its client again)."""
-        return self._closed
-
     def close(self) -> None:
         """Close every connection; requests waiting or in flight complete with ``cancelled``."""
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         for conn in list(self._idle):
             self._retire(conn).close()
         for conn in list(self._busy):
@@ -215,8 +213,8 @@ class HttpPool:
     def exchange_finished(
         self, conn: HttpConnection, ex: Exchange, error: HttpErrorReason | None, reusable: bool
     ) -> None:
-        status, body, size = conn.status, conn.take_body(), conn.body_size  # before reuse
-        if reusable and not self._closed:
+        status, body, size = conn.status, conn.body, conn.body_size  # before reuse
+        if reusable and not self.closed:
             self._busy.discard(conn)
             if self._waiters:
                 self._release(conn)
@@ -246,7 +244,7 @@ class HttpPool:
     def exchange_lost(self, conn: HttpConnection, ex: Exchange, exc: BaseException | None) -> None:
         if ex.state == DONE:
             return
-        if ex.reused and ex.request.idempotent and not ex.retried and not self._closed:
+        if ex.reused and ex.request.idempotent and not ex.retried and not self.closed:
             ex.retried = True
             self._retries += 1
             self._dispatch(ex)
@@ -390,13 +388,13 @@ class HttpPool:
     def _connection_from(self, task: _ConnectTask) -> HttpConnection | HttpErrorReason:
         """The new connection, or the reason there is none."""
         if task.cancelled():
-            return "cancelled" if self._closed else "connect-timeout"
+            return "cancelled" if self.closed else "connect-timeout"
         exc = task.exception()
         if exc is not None:
             return classify_connect_error(exc)
         conn = task.result()[1]
         assert isinstance(conn, HttpConnection)
-        if self._closed:
+        if self.closed:
             self._closing.add(conn)
             conn.close()
             return "cancelled"

@@ -52,10 +52,10 @@ class RowContext(Mapping[str, Any]):
     def _build(self, root: str) -> Any:
         runner, row = self._runner, self._row
         wb = runner.workbook
-        sc = runner._scenario_of(row)
-        if root == "vars":
+        if root == "vars":  # first: the root templates read most
             own = wb.get_cold(row, Field.VARS)
             return {**runner.plan.vars, **own} if isinstance(own, Mapping) else runner.plan.vars
+        sc = runner._scenario_of(row)
         if root == "user":
             index = row - sc.first_row
             return {"id": row, "index": index, "iteration": int(wb.get(row, Field.ITERATION))}

@@ -59,6 +59,7 @@ _DONE, _STEP, _ITERATION, _STATUS, _LEASE = (
 _ACTIVE, _THINKING, _WAITING = int(Status.ACTIVE), int(Status.THINKING), int(Status.WAITING)
 _WAITING_FOR_RESOURCE = int(Status.WAITING_FOR_RESOURCE)
 _DONE_STATUS = int(Status.DONE)
+_COMPLETION = PollableKind.COMPLETION
 _FINAL = frozenset({int(Status.DONE), int(Status.FAILED), int(Status.CANCELLED)})
 _REASONS = frozenset(get_args(RollbackReason))
 
@@ -393,32 +394,72 @@ class Runner:
 
     def _start_io(self, row: int, sc: PreparedScenario, p: int) -> None:
         step = sc.plan.steps[p]
-        self._set_status(row, _WAITING if step.kind == "external" else _ACTIVE)
-        rank = self._ranks["external" if step.kind == "external" else "step"]
-        handle = self.poller.subscribe(PollableKind.COMPLETION, self._on_complete, row, rank)
-        self._handles[row - self._first_row] = handle
+        kind = step.kind
+        local = row - self._first_row
+        if kind == "external":
+            status, rank = _WAITING, self._ranks["external"]
+        else:
+            status, rank = _ACTIVE, self._ranks["step"]
+        if self._status[local] != status:  # _set_status inlined
+            self._status[local] = status
+            self.workbook.set(row, _STATUS, status)
+        poller = self.poller
+        handle = poller.subscribe(_COMPLETION, self._on_complete, row, rank)
+        self._handles[local] = handle
         self._in_flight += 1
         try:
-            self.executors[step.kind].start(
-                StepCall(self.poller, handle, row, step, self._context(row))
+            self.executors[kind].start(
+                StepCall(poller, handle, row, step, self._context, poller._now)
             )
         except Exception as exc:
-            self.poller.make_ready(
-                handle, StepOutcome(ok=False, error=f"{step.kind} step did not start: {exc}")
+            poller.make_ready(
+                handle, StepOutcome(ok=False, error=f"{kind} step did not start: {exc}")
             )
 
     def _on_complete(self, handle: ProgressPollable) -> None:
+        """The row's step ended: apply its outcome, finish the step, start the next one.
+
+        The hot path of request loops. ``_advance`` and ``_user_done`` are inlined here (keep
+        them in step), and so is ``_run``'s case of an unguarded I/O step next (a user looping
+        over requests): started at once.
+        """
         row = handle.owner
         self._in_flight -= 1
         outcome = handle.value
-        if not isinstance(outcome, StepOutcome):
-            outcome = StepOutcome(ok=False, error="the step ended without an outcome")
-        self._apply(row, outcome)
-        sc = self._scenario_of(row)
-        if self._advance(row, sc, True):
+        if (
+            not isinstance(outcome, StepOutcome)
+            or not outcome.ok
+            or outcome.vars
+            or outcome.payload is not None
+        ):
+            self._apply(row, outcome)
+        sc = self._scenarios[self._row_scenario[row - self._first_row]]
+        self._steps_run += 1
+        p = self._step_col[row] + 1
+        if p < len(sc.kinds):
+            self.workbook.advance(row, p, 1)
+        else:
+            self._iterations += 1
+            limit = sc.iterations
+            if limit is not None:
+                done = self._iter_col[row] + 1 >= limit
+            else:
+                duration = sc.duration_s
+                done = duration is not None and self.poller._now - self.started_at >= duration
+            self.workbook.advance(row, 0, 1, 1)
+            if done:
+                self._finish(row, _DONE_STATUS)
+                return
+            p = 0
+        if sc.kinds[p] == IO and sc.guards[p] is None:
+            self._start_io(row, sc, p)
+        else:
             self._run(row, sc)
 
-    def _apply(self, row: int, outcome: StepOutcome) -> None:
+    def _apply(self, row: int, outcome: object) -> None:
+        """Record what a finished step left: its error, extracted vars, payload."""
+        if not isinstance(outcome, StepOutcome):
+            outcome = StepOutcome(ok=False, error="the step ended without an outcome")
         wb = self.workbook
         if not outcome.ok:
             self._failed += 1

@@ -19,7 +19,7 @@ it may abandon the work).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -27,7 +27,7 @@ import msgspec
 from progressd.dsl import Context, StepPlan
 from progressd.poller import Poller, ProgressPollable
 
-__all__ = ["ExecutorTable", "StepCall", "StepExecutor", "StepOutcome"]
+__all__ = ["ContextOf", "ExecutorTable", "StepCall", "StepExecutor", "StepOutcome"]
 
 
 class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -45,25 +45,39 @@ class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     latency_s: float | None = None
 
 
-class StepCall:
-    """One attempt at one step for one user, handed to an executor."""
+ContextOf = Callable[[int], Context]
+"""Builds the evaluation context of a row (the runner's ``RowContext``)."""
 
-    __slots__ = ("_handle", "_poller", "context", "row", "started_at", "step")
 
-    def __init__(
-        self,
-        poller: Poller,
-        handle: ProgressPollable,
-        row: int,
-        step: StepPlan,
-        context: Context,
-    ) -> None:
-        self._poller = poller
-        self._handle = handle
-        self.row = row
-        self.step = step
-        self.context = context
-        self.started_at = poller.clock.now()
+class StepCall(msgspec.Struct, eq=False):
+    """One attempt at one step for one user, handed to an executor.
+
+    ``row`` and ``step`` say what to run; ``started_at`` is the instant of the poller
+    iteration that started the attempt (``Poller.now``). ``context`` (the user's ``{{ ... }}``
+    roots) is made on first read, from ``context_of(row)``: a step without templates never
+    pays for it, and a root still holds the user's values at the moment it is first read,
+    as with a context made up front. Construct it positionally (``poller, handle, row, step,
+    context_of, started_at``).
+    """
+
+    # A Struct rather than a class with __init__: the runner makes one per step started,
+    # and a Struct is built in C (about a fifth of the cost). eq=False: compared and hashed
+    # by identity, as an attempt should be.
+    _poller: Poller
+    _handle: ProgressPollable
+    row: int
+    step: StepPlan
+    _context_of: ContextOf
+    started_at: float
+    _context: Context | None = None
+
+    @property
+    def context(self) -> Context:
+        """The user's evaluation context, made on first read (see the class note)."""
+        context = self._context
+        if context is None:
+            context = self._context = self._context_of(self.row)
+        return context
 
     def complete(self, outcome: StepOutcome) -> bool:
         """Report the step's end. Returns ``False`` when the attempt was already completed or
