@@ -3,10 +3,13 @@ and iteration), checked against the three separate writes it replaces."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from progressd.errors import StateError
 from progressd.workbook import Field, Workbook
+from progressd.workbook.fields import BOXED_LIMITS
 
 
 def make(rows: int = 3) -> Workbook:
@@ -96,3 +99,36 @@ def test_workbook_column_is_the_live_committed_column() -> None:
     assert wb.column(Field.STEP) is steps and len(steps) == 4
     with pytest.raises(StateError, match="not a hot field"):
         wb.column(Field.VARS)
+
+
+@pytest.mark.parametrize("field", [Field.STEP, Field.ITERATION, Field.DONE])
+def test_workbook_advance_takes_each_column_to_its_exact_limits(field: Field) -> None:
+    low, high = BOXED_LIMITS[field]
+    for target in (high, low):  # wide values leave the one-digit fast compare: exact check
+        wb = make()
+        args = {Field.STEP: (target, 0, 0), Field.ITERATION: (0, 0, target)}
+        step, done, iterations = args.get(field, (0, target, 0))
+        wb.advance(0, step, done, iterations)
+        assert wb.get(0, field) == target
+        over = 1 if target == high else -1
+        step, done, iterations = {
+            Field.STEP: (target + over, 0, 0),
+            Field.ITERATION: (0, 0, over),
+            Field.DONE: (0, over, 0),
+        }[field]
+        with pytest.raises(StateError, match="out of range"):
+            wb.advance(0, step, done, iterations)
+        assert wb.get(0, field) == target and wb.version(0) == 1
+
+
+@pytest.mark.parametrize(
+    "bad", [None, "1", 1.0, Decimal(1), float("nan")], ids=["none", "str", "float", "dec", "nan"]
+)
+def test_workbook_advance_refuses_anything_but_ints_in_any_position(bad: object) -> None:
+    wb = make()
+    for position in range(3):
+        args: list[object] = [1, 1, 1]
+        args[position] = bad
+        with pytest.raises(StateError, match="expected integers"):
+            wb.advance(0, *args)  # type: ignore[arg-type]
+    assert wb.version(0) == 0 and not wb.has_changes and wb.totals().done_work == 0

@@ -58,9 +58,8 @@ _ERRORS = int(Field.ERRORS)
 _CHECKED_MASK = Field.STATUS.mask | sum(f.mask for f in BOXED_FIELDS)
 _BOXED_MASK = sum(f.mask for f in BOXED_FIELDS)
 _STEP_BIT, _ITER_BIT, _DONE_BIT = Field.STEP.mask, Field.ITERATION.mask, Field.DONE.mask
-_STEP_MIN, _STEP_MAX = BOXED_LIMITS[Field.STEP]
-_ITER_MIN, _ITER_MAX = BOXED_LIMITS[Field.ITERATION]
-_DONE_MIN, _DONE_MAX = BOXED_LIMITS[Field.DONE]
+_SMALL = (1 << 30) - 1  # the widest one-digit int (see advance)
+_NEG_SMALL = -_SMALL
 _TOTALLED_MASK = Field.DONE.mask | Field.STATUS.mask | Field.ERRORS.mask | Field.MILESTONE.mask
 
 
@@ -312,7 +311,9 @@ class Workbook:
             rows.append(row)
         dirty[row] = mask | 1 << field
 
-    def advance(self, row: int, step: int, done: int = 0, iterations: int = 0) -> None:
+    def advance(  # noqa: PLR0915 - one commit inlined: the hot path of every step
+        self, row: int, step: int, done: int = 0, iterations: int = 0
+    ) -> None:
         """The runner's step transition as ONE commit: set ``STEP`` to ``step``, add ``done``
         to ``DONE`` and ``iterations`` to ``ITERATION``.
 
@@ -327,8 +328,11 @@ class Workbook:
         if self._staging is not None:
             self._stage_advance(row, step, done, iterations)
             return
-        if not (type(step) is int and type(done) is int and type(iterations) is int):
-            raise _unfit_advance(row, step, done, iterations, "expected integers")
+        try:  # one sum, one type test: a float, a Decimal, a str or None makes it fail
+            if type(step + done + iterations) is not int:
+                raise TypeError
+        except TypeError:
+            raise _unfit_advance(row, step, done, iterations, "expected integers") from None
         steps = self._steps_col
         if row < 0:
             self._check_row(row)
@@ -337,39 +341,43 @@ class Workbook:
         except IndexError:
             self._check_row(row)
             raise
-        # additions and comparisons, not | and <<: CPython 3.11 specialises only the former
-        mask = _DONE_BIT if done else 0
-        if iterations:
-            mask += _ITER_BIT
-        if old_step != step:
-            mask += _STEP_BIT
-            if not _STEP_MIN <= step <= _STEP_MAX:  # the list columns do not range-check
-                raise _unfit_advance(row, step, done, iterations, "step out of range")
-        elif not mask:
-            return
-        if iterations:
-            iters = self._iters_col
-            new_iter = iters[row] + iterations
-            if not _ITER_MIN <= new_iter <= _ITER_MAX:
-                raise _unfit_advance(row, step, done, iterations, "iteration out of range")
-        if done:
+        # Every check before any write (the list columns do not range-check themselves). The
+        # forms are chosen for CPython 3.11's specialised bytecode: additions and single
+        # compares, not |, << or chained compares; ``x != 0``, not ``if x``; and compares with
+        # one-digit ints only (below 2**30): a wider constant makes the compare generic, so
+        # values past _SMALL take the exact check of _out_of(), off the hot path.
+        mask = 0
+        if done != 0:
             dones = self._done_col
             new_done = dones[row] + done
-            if not _DONE_MIN <= new_done <= _DONE_MAX:
+            if (new_done > _SMALL or new_done < _NEG_SMALL) and _out_of(Field.DONE, new_done):
                 raise _unfit_advance(row, step, done, iterations, "done work out of range")
-            dones[row] = new_done  # nothing is written before every check has passed
-            self._agg.done_work += done
-        if iterations:
-            iters[row] = new_iter
-        if mask & _STEP_BIT:
+            mask = _DONE_BIT
+        if iterations != 0:
+            iters = self._iters_col
+            new_iter = iters[row] + iterations
+            if (new_iter > _SMALL or new_iter < _NEG_SMALL) and _out_of(Field.ITERATION, new_iter):
+                raise _unfit_advance(row, step, done, iterations, "iteration out of range")
+            mask += _ITER_BIT
+        if old_step != step:
+            if (step > _SMALL or step < _NEG_SMALL) and _out_of(Field.STEP, step):
+                raise _unfit_advance(row, step, done, iterations, "step out of range")
             steps[row] = step
+            mask += _STEP_BIT
+        elif mask == 0:
+            return
+        if done != 0:
+            dones[row] = new_done
+            self._agg.done_work += done
+        if iterations != 0:
+            iters[row] = new_iter
         version = self._version
         new_version = version[row] + 1
-        version[row] = new_version if new_version <= 0xFFFFFFFF else 0
+        version[row] = new_version if new_version < _SMALL or new_version <= 0xFFFFFFFF else 0
         self._commits += 1
         dirty = self._dirty
         old_mask = dirty[row]
-        if not old_mask:
+        if old_mask == 0:
             rows = self._dirty_rows
             if not rows and not self._journal and self.on_change is not None:
                 self.on_change()
@@ -652,6 +660,11 @@ def _unfit_advance(
 ) -> StateError:
     values = f"step={step!r}, done={done!r}, iterations={iterations!r}"
     return StateError(f"advance({values}) does not fit row {row}: {why}")
+
+
+def _out_of(field: Field, value: int) -> bool:
+    low, high = BOXED_LIMITS[field]
+    return not low <= value <= high
 
 
 def _check_ints(*values: object) -> None:
