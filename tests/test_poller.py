@@ -7,7 +7,7 @@ import pytest
 
 from progressd.clock import FakeClock
 from progressd.errors import ConfigError, StateError
-from progressd.poller import PollableKind, Poller, ProgressPollable
+from progressd.poller import AGAIN, PollableKind, Poller, ProgressPollable
 
 
 def make_poller(**kwargs: object) -> tuple[Poller, FakeClock]:
@@ -296,47 +296,74 @@ def test_poller_shared_priority_levels_share_a_queue() -> None:
     assert poller.statistics().queue_depth == {"health+milestone": 1, "step": 0}
 
 
-def test_poller_requeue_never_rearms_a_public_handle() -> None:
+def test_poller_slot_returning_again_is_rearmed_in_place_next_iteration() -> None:
     poller, _clock = make_poller()
     seen: list[ProgressPollable] = []
-    held: list[ProgressPollable] = []
 
-    def again(handle: ProgressPollable) -> None:
+    def again(handle: ProgressPollable) -> object:
         seen.append(handle)
-        if len(seen) < 4:
-            held.append(poller.requeue(handle))
+        return AGAIN if len(seen) < 4 else None
+
+    slot = poller.subscribe_timer(poller.now, again, "u", rearmable=True)
+    for ran in range(4):
+        assert poller.run_ready() == 1, ran  # once per iteration: never twice in one batch
+    assert poller.run_ready() == 0
+    assert seen == [slot] * 4 and slot.fired  # the same handle, spent after the last turn
+    assert poller.statistics().handles_run == 4 and poller.statistics().callback_errors == 0
+
+
+def test_poller_again_never_rearms_a_public_handle() -> None:
+    errors: list[tuple[BaseException, object]] = []
+    poller, _clock = make_poller(on_error=lambda exc, src: errors.append((exc, src)))
+    seen: list[ProgressPollable] = []
+
+    def again(handle: ProgressPollable) -> object:
+        seen.append(handle)
+        return AGAIN
 
     public = poller.subscribe_timer(poller.now, again, "u")
-    for ran in range(4):
-        assert poller.run_ready() == 1, ran
-    assert poller.run_ready() == 0
-    assert public.fired and seen[0] is public  # spent for good
-    slot = held[0]
-    assert slot is not public and slot.owner == "u" and slot.kind is PollableKind.TIMER
-    assert held == [slot, slot, slot] and seen[1:] == [slot, slot, slot]  # the private slot
-    assert poller.statistics().handles_run == 4
+    assert poller.run_ready() == 1
+    assert poller.run_ready() == 0 and seen == [public] and public.fired  # spent for good
+    [(exc, source)] = errors
+    assert isinstance(exc, StateError) and "no live slot" in str(exc) and source is public
 
 
-def test_poller_requeue_slot_cancelled_never_fires_and_is_not_rearmed() -> None:
-    poller, _clock = make_poller()
+def test_poller_cancelled_slot_never_fires_and_is_not_rearmed() -> None:
+    errors: list[tuple[BaseException, object]] = []
+    poller, _clock = make_poller(on_error=lambda exc, src: errors.append((exc, src)))
     log: list[ProgressPollable] = []
-    slots: list[ProgressPollable] = []
 
-    def again(handle: ProgressPollable) -> None:
+    def again(handle: ProgressPollable) -> object:
         log.append(handle)
-        slots.append(poller.requeue(handle))
+        return AGAIN
 
-    poller.subscribe_timer(poller.now, again, "u")
+    slot = poller.subscribe_timer(poller.now, again, "u", rearmable=True)
     poller.run_ready()
-    poller.run_ready()  # the slot ran once and re-armed itself
-    slot = slots[-1]
-    assert slot is slots[0] and slot.state == "ready"
+    assert slot.state == "ready"  # re-armed by its AGAIN
     assert poller.cancel(slot)
-    assert poller.run_ready() == 0 and slot.cancelled
+    assert poller.run_ready() == 0 and slot.cancelled and len(log) == 1
     assert poller.statistics().queue_depth["step"] == 0
-    with pytest.raises(StateError, match="takes a fired handle"):
-        poller.requeue(slot)  # a cancelled slot is never re-armed
-    waiting = poller.subscribe_timer(poller.now + 1.0, again, "w")
-    with pytest.raises(StateError, match="takes a fired handle"):
-        poller.requeue(waiting)
-    assert poller.run_ready() == 0 and len(log) == 2
+
+    def running(handle: ProgressPollable) -> object:
+        log.append(handle)
+        assert not poller.cancel(handle)  # it has fired: its return value decides
+        return None
+
+    other = poller.subscribe_timer(poller.now, running, "w", rearmable=True)
+    assert poller.run_ready() == 1 and poller.run_ready() == 0 and len(log) == 2
+    assert other.fired and errors == []
+
+
+def test_poller_waiting_slot_fires_at_its_due_then_loops() -> None:
+    poller, clock = make_poller()
+    turns: list[float] = []
+
+    def again(handle: ProgressPollable) -> object:
+        turns.append(poller.now)
+        return AGAIN if len(turns) < 3 else None
+
+    poller.subscribe_timer(clock.now() + 1.0, again, "u", rearmable=True)
+    assert poller.run_ready() == 0
+    clock.advance(1.0)
+    assert [poller.run_ready() for _ in range(4)] == [1, 1, 1, 0]
+    assert turns == [101.0, 101.0, 101.0]

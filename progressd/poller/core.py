@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from progressd.clock import Clock
 from progressd.errors import StateError
@@ -60,7 +60,7 @@ from progressd.poller.priorities import (
 from progressd.poller.stats import PollerStatistics, WakeLatencyHistogram
 from progressd.poller.timers import TimerWheel
 
-__all__ = ["ErrorHandler", "IterationHook", "Poller"]
+__all__ = ["AGAIN", "ErrorHandler", "IterationHook", "Poller"]
 
 _log = logging.getLogger("progressd.poller")
 _INF = float("inf")
@@ -88,9 +88,20 @@ class IterationHook:
 
 
 class _ReadySlot(ProgressPollable):
-    """The private, re-armable handle of ``Poller.requeue``: seen only by its own callback."""
+    """A re-armable handle (``Poller.subscribe_timer(..., rearmable=True)``)."""
 
     __slots__ = ()
+
+
+class _Again:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AGAIN"
+
+
+AGAIN: Final = _Again()
+"""What a slot's callback returns to run again (``Poller.subscribe_timer``, ``rearmable``)."""
 
 
 def _log_error(exc: BaseException, source: object) -> None:
@@ -215,50 +226,36 @@ class Poller(MainLoop):
         owner: Any = None,
         rank: int | None = None,
         kind: PollableKind = PollableKind.TIMER,
+        *,
+        rearmable: bool = False,
     ) -> ProgressPollable:
-        """A handle that is ready at instant ``due`` (at once when ``due <= now``)."""
+        """A handle that is ready at instant ``due`` (at once when ``due <= now``).
+
+        ``rearmable``: a *slot*, private to its subscriber, whose callback may return
+        ``AGAIN`` to run again at the next iteration's instant — a zero think looping without
+        a handle per turn (the poller re-arms it in place: O(1), no allocation). One-shot holds
+        for every other handle: only a slot is ever re-armed, only by its own callback's
+        ``AGAIN``. A cancelled slot never runs again; inside its callback it has fired, so
+        ``cancel`` returns ``False`` there as for any fired handle and the return value
+        decides. Hold a slot only to ``cancel`` it, never ``poll`` it. A handle that is not a
+        slot and returns ``AGAIN`` is reported to the error handler (a ``StateError``) and
+        stays spent.
+        """
         if rank is None:
             rank = self.default_rank
         now = self._now
+        cls = _ReadySlot if rearmable else ProgressPollable
         if due <= now:
-            handle = ProgressPollable(self, kind, owner, rank, callback, due, READY)
+            handle = cls(self, kind, owner, rank, callback, due, READY)
             self._timed[rank].append(handle)
             if due < now:
                 self._order_timed(rank)
             if self._idle:
                 self._wake_up()
             return handle
-        handle = ProgressPollable(self, kind, owner, rank, callback, due, WAITING_TIMER)
+        handle = cls(self, kind, owner, rank, callback, due, WAITING_TIMER)
         self._wheel.add(handle)
         if self._idle and due < self._armed:
-            self._wake_up()
-        return handle
-
-    def requeue(self, handle: ProgressPollable) -> ProgressPollable:
-        """Run ``handle``'s callback again for its owner, ready at ``now`` (a zero think), from
-        inside that callback; return what to hold to ``cancel`` it. O(1), allocation-free
-        after the first call.
-
-        One-shot is kept for every handle anyone can see: a handle from ``subscribe_*`` is
-        never re-armed — the first ``requeue`` makes a private *ready slot* (a new handle) and
-        only that slot is re-armed by later calls, while it runs (FIRED: in no queue, its old
-        run over). The slot reaches nobody but its own callback: hold it only to cancel it,
-        never ``poll`` it.
-
-        Raises:
-            StateError: when ``handle`` has not fired (it waits, is queued or was cancelled).
-        """
-        if handle._state != FIRED:
-            raise StateError(f"requeue() takes a fired handle (from its callback), got {handle!r}")
-        if type(handle) is _ReadySlot:
-            handle._state = READY
-            handle.due = self._now
-        else:
-            handle = _ReadySlot(
-                self, _TIMER, handle.owner, handle.rank, handle._callback, self._now, READY
-            )
-        self._timed[handle.rank].append(handle)
-        if self._idle:
             self._wake_up()
         return handle
 
@@ -420,10 +417,12 @@ class Poller(MainLoop):
             self._heads[rank] = 0
 
     def _fire(self, batch: list[ProgressPollable], fixed_now: float | None) -> int:
-        """The hot loop. Latency is recorded once per run of handles sharing a due instant."""
+        """The hot loop. Latency is recorded once per run of handles sharing a due instant.
+        A slot whose callback returns ``AGAIN`` goes back to its queue, due now."""
         clock_now = self.clock.now
         record = self._latency.record
         ready, fired = READY, FIRED
+        now, timed, again, slot = self._now, self._timed, AGAIN, _ReadySlot
         ran = 0
         run_due = _INF
         run_len = 0
@@ -443,7 +442,14 @@ class Poller(MainLoop):
             callback = handle._callback
             if callback is not None:
                 try:
-                    callback(handle)
+                    if callback(handle) is again:
+                        if type(handle) is not slot:
+                            raise StateError(
+                                f"{handle!r} returned AGAIN but is no live slot: not re-armed"
+                            )
+                        handle._state = ready
+                        handle.due = now
+                        timed[handle.rank].append(handle)
                 except Exception as exc:
                     self._errors += 1
                     self._on_error(exc, handle)

@@ -12,8 +12,9 @@ became dirty and it now holds, a report arrived). A ``READY`` handle sits in its
 ready queue; running it (calling its callback, waking ``poll`` waiters) makes it ``FIRED``: spent
 for good. Waiting again means subscribing a new handle — a handle is never re-armed, so no
 future or queue entry is ever reused (the stale-future pitfall of ``wasi:io/poll`` hosts). The
-one exception is private: ``Poller.requeue`` re-arms its own *ready slot* (a handle nobody but
-its callback ever sees) from inside that callback, for a zero think (see ``Poller.requeue``).
+one exception is private: a *slot* (``subscribe_timer(..., rearmable=True)``, a handle nobody
+but its subscriber and its callback ever sees) goes from FIRED back to READY when its callback
+returns ``AGAIN``, for a zero think (see ``Poller.subscribe_timer``).
 
 Invariants:
 - ``_state`` only moves forward along the arrows above.

@@ -10,7 +10,8 @@ Design note. A user is a row. Whatever it waits for, it holds exactly one ``Prog
 
 When its handle fires, the user runs steps inline — think 0 is still a yield, milestones and
 skipped guards are not — until one blocks, at most one iteration's worth, then yields again
-(a zero think yields through ``Poller.requeue``: the row's private ready slot, no allocation).
+(think handles are the poller's re-armable slots: a zero think returns ``AGAIN`` from the
+callback and the poller re-queues the same handle, no allocation, no call).
 Finishing a step is one ``Workbook.advance`` (pointer, done work, iteration: one commit).
 Progress is written to the workbook as it happens: done work per finished step, the step
 pointer, the iteration, status transitions, milestones (stable points), errors and extracted
@@ -35,7 +36,7 @@ from typing import Any, Literal, get_args
 
 from progressd.dsl import Context, Plan
 from progressd.errors import StateError
-from progressd.poller import PollableKind, Poller, ProgressPollable
+from progressd.poller import AGAIN, PollableKind, Poller, ProgressPollable
 from progressd.runner.context import RowContext
 from progressd.runner.executors import ExecutorTable, StepCall, StepOutcome
 from progressd.runner.guards import GuardWaits
@@ -246,7 +247,7 @@ class Runner:
         row = handle.owner
         self._run(row, self._scenario_of(row))
 
-    def _make_on_think(self, sc: PreparedScenario) -> Callable[[ProgressPollable], None]:
+    def _make_on_think(self, sc: PreparedScenario) -> Callable[[ProgressPollable], object]:
         """The think-end callback of ``sc``'s users: finish the step, start the next.
 
         The hot path of think-only scenarios. A closure, so what it reads per step is a local
@@ -258,9 +259,9 @@ class Runner:
         )  # fmt: skip
         count, fixed, limit, duration = len(sc.kinds), sc.fixed_think, sc.iterations, sc.duration_s
         advance, poller, rank, run = self.workbook.advance, self.poller, self._timer_rank, self._run
-        requeue, subscribe_timer = poller.requeue, poller.subscribe_timer
+        subscribe_timer = poller.subscribe_timer
 
-        def on_think(handle: ProgressPollable) -> None:
+        def on_think(handle: ProgressPollable) -> object:
             row = handle.owner
             local = row - first
             self._steps_run += 1
@@ -279,16 +280,19 @@ class Runner:
                     done = duration is not None and poller._now - self.started_at >= duration
                 if done:
                     self._finish(row, _DONE_STATUS)
-                    return
+                    return None
             seconds = fixed[p]
             status = statuses[local]
             # the next step is a plain think in the same status: skip _run's general path
             if seconds == 0.0 and status == _ACTIVE:
-                handles[local] = requeue(handle)
-            elif seconds > 0.0 and status == _THINKING:
-                handles[local] = subscribe_timer(poller._now + seconds, on_think, row, rank)
+                return AGAIN  # the poller re-arms this slot
+            if seconds > 0.0 and status == _THINKING:
+                handles[local] = subscribe_timer(
+                    poller._now + seconds, on_think, row, rank, rearmable=True
+                )
             else:
                 run(row, sc)
+            return None
 
         return on_think
 
@@ -319,7 +323,11 @@ class Runner:
                 if self._status[local] != status:
                     self._set_status(row, status)
                 self._handles[local] = self.poller.subscribe_timer(
-                    self.poller._now + seconds, self._think_cbs[sc.index], row, self._timer_rank
+                    self.poller._now + seconds,
+                    self._think_cbs[sc.index],
+                    row,
+                    self._timer_rank,
+                    rearmable=True,  # on_think re-arms it for a zero think next
                 )
                 return
             if kind == IO:
