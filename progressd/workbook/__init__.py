@@ -4,7 +4,11 @@ Design note (the long form is docs/workbook.md).
 
 *Idea.* A virtual user is a row index, not an object. Hot fields (step pointer, iteration, done
 work, status, lease id, next-due time, error count, current milestone) and the row's version and
-dirty mask live in typed ``array`` columns: ~45 bytes per user, no per-user Python object. Cold
+dirty mask live in columns, no per-user Python object: typed ``array`` columns, except step,
+iteration, done work, version and dirty mask, which are lists (``fields.BOXED_FIELDS``: the hot
+path reads and writes them every step, and list item access is specialised bytecode in CPython
+3.11 where an array's is not). Lists cost a pointer per row plus an int object per value past
+the small-int cache: ~140 bytes per user fresh, ~230 after a long run (docs/perf/memory.md). Cold
 fields (extracted vars, last error text, external payloads) live in one dict per field holding
 only rows that have a value; clearing a value frees its entry. A milestone copies the row's
 progress fields into segmented stable columns (compressed when idle) and references its cold
