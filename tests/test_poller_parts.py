@@ -79,7 +79,11 @@ def test_idle_collector_collects_only_when_idle_and_restores_the_collector() -> 
     collector.start()
     try:
         assert not gc.isenabled()
-        junk = [[i] for i in range(gc.get_threshold()[0] * 2)]  # push generation 0 past it
+        threshold = gc.get_threshold()[0]
+        junk = [[i] for i in range(threshold * 2)]  # past the threshold, short of the batch
+        collector.on_idle(0.010)
+        assert collector.young_collections == 0
+        junk += [[i] for i in range(threshold * collector.young_batch)]  # past the batch
         collector.on_idle(0.001)  # too short a nap to spend on collecting
         assert collector.young_collections == 0
         collector.on_idle(0.010)
