@@ -3,6 +3,8 @@ hooks and statistics. Every test drives a FakeClock and ``run_ready``; nothing s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from progressd.clock import FakeClock
@@ -13,6 +15,20 @@ from progressd.poller import AGAIN, PollableKind, Poller, ProgressPollable
 def make_poller(**kwargs: object) -> tuple[Poller, FakeClock]:
     clock = FakeClock(100.0)
     return Poller(clock, **kwargs), clock  # type: ignore[arg-type]
+
+
+def poller_with_errors() -> tuple[Poller, list[tuple[BaseException, object]]]:
+    errors: list[tuple[BaseException, object]] = []
+    poller, _clock = make_poller(on_error=lambda exc, src: errors.append((exc, src)))
+    return poller, errors
+
+
+def always_again(log: list[ProgressPollable]) -> Callable[[ProgressPollable], object]:
+    def again(handle: ProgressPollable) -> object:
+        log.append(handle)
+        return AGAIN
+
+    return again
 
 
 def recorder(log: list[object]):  # type: ignore[no-untyped-def]
@@ -313,15 +329,9 @@ def test_poller_slot_returning_again_is_rearmed_in_place_next_iteration() -> Non
 
 
 def test_poller_again_never_rearms_a_public_handle() -> None:
-    errors: list[tuple[BaseException, object]] = []
-    poller, _clock = make_poller(on_error=lambda exc, src: errors.append((exc, src)))
+    poller, errors = poller_with_errors()
     seen: list[ProgressPollable] = []
-
-    def again(handle: ProgressPollable) -> object:
-        seen.append(handle)
-        return AGAIN
-
-    public = poller.subscribe_timer(poller.now, again, "u")
+    public = poller.subscribe_timer(poller.now, always_again(seen), "u")
     assert poller.run_ready() == 1
     assert poller.run_ready() == 0 and seen == [public] and public.fired  # spent for good
     [(exc, source)] = errors
@@ -329,15 +339,9 @@ def test_poller_again_never_rearms_a_public_handle() -> None:
 
 
 def test_poller_cancelled_slot_never_fires_and_is_not_rearmed() -> None:
-    errors: list[tuple[BaseException, object]] = []
-    poller, _clock = make_poller(on_error=lambda exc, src: errors.append((exc, src)))
+    poller, errors = poller_with_errors()
     log: list[ProgressPollable] = []
-
-    def again(handle: ProgressPollable) -> object:
-        log.append(handle)
-        return AGAIN
-
-    slot = poller.subscribe_timer(poller.now, again, "u", rearmable=True)
+    slot = poller.subscribe_timer(poller.now, always_again(log), "u", rearmable=True)
     poller.run_ready()
     assert slot.state == "ready"  # re-armed by its AGAIN
     assert poller.cancel(slot)

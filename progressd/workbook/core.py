@@ -55,8 +55,8 @@ _ADDABLE_MASK = sum(f.mask for f in ADDABLE_FIELDS)
 _STATUS = int(Field.STATUS)
 _DONE = int(Field.DONE)
 _ERRORS = int(Field.ERRORS)
-_CHECKED_MASK = Field.STATUS.mask | sum(f.mask for f in BOXED_FIELDS)
 _BOXED_MASK = sum(f.mask for f in BOXED_FIELDS)
+_CHECKED_MASK = Field.STATUS.mask | _BOXED_MASK
 _STEP_BIT, _ITER_BIT, _DONE_BIT = Field.STEP.mask, Field.ITERATION.mask, Field.DONE.mask
 _SMALL = (1 << 30) - 1  # the widest one-digit int (see advance)
 _NEG_SMALL = -_SMALL
@@ -289,12 +289,13 @@ class Workbook:
             return
         column = self._cols[field]
         old = column[row]
+        new = old + delta
         if _BOXED_MASK >> field & 1:
-            check_value(field, old + delta)
+            check_value(field, new)
         try:
-            column[row] = old + delta
+            column[row] = new
         except (OverflowError, TypeError) as exc:
-            raise _unfit(field, row, old + delta, exc) from None
+            raise _unfit(field, row, new, exc) from None
         if field == _DONE:
             self._agg.done_work += column[row] - old
         elif field == _ERRORS:
