@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from progressd.runner.context import RowContext
 from progressd.runner.core import Runner, RunState
-from progressd.runner.executors import ExecutorTable, StepCall, StepExecutor, StepOutcome
+from progressd.runner.executors import (
+    SUCCEEDED,
+    ExecutorTable,
+    StepCall,
+    StepExecutor,
+    StepOutcome,
+)
 from progressd.runner.guards import WAITABLE_ROOTS, GuardWaits
 from progressd.runner.stats import RunnerStatistics
 
 __all__ = [
+    "SUCCEEDED",
     "WAITABLE_ROOTS",
     "ExecutorTable",
     "GuardWaits",

@@ -38,7 +38,7 @@ from progressd.dsl import Context, Plan
 from progressd.errors import StateError
 from progressd.poller import AGAIN, PollableKind, Poller, ProgressPollable
 from progressd.runner.context import RowContext
-from progressd.runner.executors import ExecutorTable, StepCall, StepOutcome
+from progressd.runner.executors import SUCCEEDED, ExecutorTable, StepCall, StepOutcome
 from progressd.runner.guards import GuardWaits
 from progressd.runner.scenario import IO, THINK, PreparedScenario, prepare_run
 from progressd.runner.stats import RunnerStatistics
@@ -433,8 +433,8 @@ class Runner:
         """
         row = handle.owner
         self._in_flight -= 1
-        outcome = handle.value
-        if (
+        outcome = handle._value  # set by make_ready: the only way a completion handle fires
+        if outcome is not SUCCEEDED and (
             not isinstance(outcome, StepOutcome)
             or not outcome.ok
             or outcome.vars

@@ -20,14 +20,14 @@ it may abandon the work).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from progressd.dsl import Context, StepPlan
 from progressd.poller import Poller, ProgressPollable
 
-__all__ = ["ContextOf", "ExecutorTable", "StepCall", "StepExecutor", "StepOutcome"]
+__all__ = ["SUCCEEDED", "ContextOf", "ExecutorTable", "StepCall", "StepExecutor", "StepOutcome"]
 
 
 class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -35,7 +35,9 @@ class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     ``ok`` false counts an error on the user (``error`` is the last-error text). ``vars`` are
     the values the step extracted; they are merged into the user's variables. ``payload`` is
-    kept as the user's last external payload. ``latency_s`` is the step's own duration.
+    kept as the user's last external payload. ``latency_s`` is the step's own duration, for
+    whoever inspects the outcome (the runner does not read it: latencies live in the step's
+    histograms).
     """
 
     ok: bool
@@ -44,6 +46,11 @@ class StepOutcome(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     payload: Any = None
     latency_s: float | None = None
 
+
+SUCCEEDED: Final = StepOutcome(ok=True)
+"""The plain success, one shared instance: a step with nothing to report (no vars, no payload)
+completes with it, and the runner recognises it by identity, skipping every check of the
+outcome. It is what a request loop's steps end with, so none is allocated per step."""
 
 ContextOf = Callable[[int], Context]
 """Builds the evaluation context of a row (the runner's ``RowContext``)."""
@@ -85,8 +92,8 @@ class StepCall(msgspec.Struct, eq=False):
         return self._poller.make_ready(self._handle, outcome)
 
     def succeed(self, **fields: Any) -> bool:
-        """``complete(StepOutcome(ok=True, ...))``."""
-        return self.complete(StepOutcome(ok=True, **fields))
+        """``complete(StepOutcome(ok=True, ...))`` (``SUCCEEDED`` without fields)."""
+        return self.complete(StepOutcome(ok=True, **fields) if fields else SUCCEEDED)
 
     def fail(self, error: str, **fields: Any) -> bool:
         """``complete(StepOutcome(ok=False, error=error, ...))``."""
