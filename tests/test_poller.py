@@ -217,6 +217,22 @@ def test_poller_make_ready_is_one_shot_and_carries_a_value() -> None:
     assert values == [("ok", 200)] and handle.fired
 
 
+def test_poller_events_of_one_turn_share_the_first_ones_instant() -> None:
+    poller, clock = make_poller()
+    first, second, later = (poller.subscribe(PollableKind.COMPLETION) for _ in range(3))
+    poller.make_ready(first)
+    clock.advance(0.004)
+    poller.make_ready(second)  # same turn: stamped with the first one's instant
+    assert first.due == second.due == 100.0
+    clock.advance(0.001)
+    poller.run_ready()  # both ran 5 ms after the first event: an upper bound for the second
+    stats = poller.statistics()
+    assert stats.wake_latency_max_seconds == pytest.approx(0.005)
+    clock.advance(0.002)
+    poller.make_ready(later)  # a new turn reads the clock again
+    assert later.due == pytest.approx(100.007)
+
+
 def test_poller_event_with_deadline_times_out_without_a_value() -> None:
     poller, clock = make_poller()
     fired: list[object] = []

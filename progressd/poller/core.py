@@ -142,6 +142,7 @@ class Poller(MainLoop):
         "_latency",
         "_now",
         "_on_error",
+        "_stamp",
         "_starvation",
         "_timed",
         "_wheel",
@@ -182,6 +183,9 @@ class Poller(MainLoop):
         self._dead_ready = [0] * ranks
         self._wheel = TimerWheel()
         self._now = clock.now()
+        self._stamp: float | None = None
+        """The instant stamped on handles made ready since the last iteration began or ended
+        (``make_ready``): one clock read per turn of the loop, not one per event."""
         self._hooks: list[IterationHook] = []
         self._wake: asyncio.Future[str] | None = None
         self._idle = False
@@ -294,6 +298,11 @@ class Poller(MainLoop):
 
         Returns ``False`` (and does nothing) when the handle is already ready, fired or
         cancelled — so racing completions are harmless.
+
+        The handle's ``due`` (where its wake latency is measured from) is the instant the first
+        event since the last iteration was made ready: events of one turn of the loop (one
+        batch of I/O callbacks) share it, so the clock is read once per turn and the latency
+        they report is an upper bound, by at most the length of that turn.
         """
         state = handle._state
         if state > WAITING_EVENT:
@@ -301,7 +310,10 @@ class Poller(MainLoop):
         if state == WAITING_TIMER:
             self._wheel.dead += 1
         handle._state = READY
-        handle.due = self.clock.now()
+        stamp = self._stamp
+        if stamp is None:  # the first event since the last iteration: read the clock once
+            stamp = self._stamp = self.clock.now()
+        handle.due = stamp
         handle._value = value
         self._events[handle.rank].append(handle)
         if self._idle:
@@ -359,6 +371,7 @@ class Poller(MainLoop):
         if now is None:
             now = self.clock.now()
         self._now = now
+        self._stamp = None
         self._iterations += 1
         self._wheel.pop_due(now, self._timed)
         batches = self._cut_batches()
@@ -367,6 +380,7 @@ class Poller(MainLoop):
             if batch:
                 ran += self._fire(batch, now if fixed else None)
         self._run_hooks(now if fixed else self.clock.now())
+        self._stamp = None  # events made ready from now on are stamped anew
         self._handles_run += ran
         self._batch_max = max(self._batch_max, ran)
         elapsed = time.perf_counter() - started
