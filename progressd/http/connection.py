@@ -137,14 +137,14 @@ class HttpConnection(asyncio.Protocol):
             self.abort()  # bytes nobody asked for: the connection cannot be trusted any more
             return
         if not self._head_done:  # kept (not copied): see _framed_by_close
-            head = self._head = self._head + data if self._head else data
-            self._head_done = head.count(b"\r\n\r\n") > self._interims
+            self._head = self._head + data if self._head else data
         try:
             self._parser.feed_data(data)
         except (HttpParserError, HttpParserUpgrade):
+            self._note_head()
             self._finish(ex, None if self._complete else "malformed-response", reusable=False)
             return
-        if self._complete:
+        if self._complete:  # the head is done: no need to look for its end
             if self._keep_alive and not self._extra and not ex.request.head:
                 self._exchange = None  # the common end: _finish and take_body inlined
                 self.status = self._parser.get_status_code()
@@ -152,8 +152,11 @@ class HttpConnection(asyncio.Protocol):
                 self.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 self._owner.exchange_finished(self, ex, None, True)
             else:
+                self._head_done = True
                 self._finish(ex, None, reusable=self._keep_alive and not self._extra)
-        elif ex.request.head and self._head.count(b"\r\n\r\n") > self._interims:
+            return
+        self._note_head()  # a response spread over several reads: where its head ends matters
+        if ex.request.head and self._head_done:
             self._keep_alive = self._parser.should_keep_alive()  # no body follows a HEAD
             self._finish(ex, None, reusable=self._keep_alive)
 
@@ -211,6 +214,12 @@ class HttpConnection(asyncio.Protocol):
             self._complete = True
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _note_head(self) -> None:
+        """Whether the final response's head has fully arrived (its blank line, past any 1xx
+        heads), for a response not complete after a read: counted only then, not per read."""
+        if not self._head_done:
+            self._head_done = self._head.count(b"\r\n\r\n") > self._interims
 
     def take_body(self) -> bytes:
         """The body kept so far (at most ``body_limit`` bytes)."""
