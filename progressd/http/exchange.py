@@ -3,6 +3,10 @@
 Invariants: an exchange is reported to its ``on_done`` exactly once, when its state becomes
 ``DONE``; the deadlines, a connection and a connect attempt that still refer to a ``DONE`` exchange
 ignore it. Waiting exchanges are removed from the pool's queue lazily (skipped when popped).
+Reporting replaces ``on_done`` with ``reported``: a finished exchange still queued in the
+deadline FIFO (until it reaches the front or the FIFO is compacted) keeps none of its caller's
+objects alive, so they are freed at once by reference counting, not promoted through the
+garbage collector's generations.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from progressd.http.request import EncodedRequest
-from progressd.http.result import OnDone
+from progressd.http.result import HttpResult, OnDone
 
 if TYPE_CHECKING:
     from progressd.http.connection import HttpConnection
@@ -34,3 +38,7 @@ class Exchange:
     connection: HttpConnection | None = None
     reused: bool = False
     retried: bool = False
+
+
+def reported(result: HttpResult) -> None:
+    """The ``on_done`` of an exchange already reported (see the module note)."""

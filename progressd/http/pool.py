@@ -38,7 +38,7 @@ from progressd.http.errors import (
     classify_connect_error,
     classify_lost_connection,
 )
-from progressd.http.exchange import ACTIVE, CONNECTING, DONE, WAITING, Exchange
+from progressd.http.exchange import ACTIVE, CONNECTING, DONE, WAITING, Exchange, reported
 from progressd.http.request import EncodedRequest, Headers, Origin, encode_request
 from progressd.http.result import HttpResult, OnDone
 from progressd.http.scheduler import LoopTimers, Scheduler, TimerHandle
@@ -228,8 +228,9 @@ class HttpPool:
                         body=body,
                         body_size=size,
                     )
+                    on_done, ex.on_done = ex.on_done, reported
                     try:
-                        ex.on_done(result)
+                        on_done(result)
                     except Exception as exc:
                         self._callback_failed(exc)
                     return
@@ -335,8 +336,9 @@ class HttpPool:
         result = HttpResult(
             status=status, latency_s=latency, body=body, body_size=size, error=error
         )
+        on_done, ex.on_done = ex.on_done, reported
         try:
-            ex.on_done(result)
+            on_done(result)
         except Exception as exc:
             self._callback_failed(exc)
 
