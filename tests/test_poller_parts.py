@@ -86,8 +86,23 @@ def test_idle_collector_collects_only_when_idle_and_restores_the_collector() -> 
         junk += [[i] for i in range(threshold * collector.young_batch)]  # past the batch
         collector.on_idle(0.001)  # too short a nap to spend on collecting
         assert collector.young_collections == 0
+        collector.on_idle(0.010)  # a long nap, but the collector started < young_interval ago
+        assert collector.young_collections == 0
+        now[0] = 0.2
         collector.on_idle(0.010)
         assert collector.young_collections == 1 and collector.full_collections == 0
+        junk += [[i] for i in range(threshold * collector.young_batch)]
+        now[0] = 0.25
+        collector.on_idle(0.010)  # a batch again, within young_interval of the last collection
+        collector.on_busy()  # nor the valve: 20x is not reached
+        assert collector.young_collections == 1
+        while gc.get_count()[0] < 20 * threshold:  # 20x: the valve, once the interval is over
+            junk.append([0])
+        collector.on_busy()
+        assert collector.young_collections == 1
+        now[0] = 0.31
+        collector.on_busy()
+        assert collector.young_collections == 2
         now[0] = 61.0
         collector.on_idle(0.010)
         assert collector.full_collections == 1
