@@ -86,6 +86,15 @@ def test_histogram_clamps_values_outside_the_range() -> None:
     assert hist.min == 0.0
 
 
+def test_histogram_value_on_an_edge_opens_the_upper_bucket() -> None:
+    hist = LatencyHistogram(lowest=1e-6, highest=1.0, sub_buckets=4)
+    for value in (1e-6, 1.25e-6, 2e-6, 4e-6, 5e-6, 1.9e-6):
+        hist.record(value)
+    # bucket 0: below lowest; bucket 1 + 4*octave + sub: [lowest*2**octave*(1+sub/4), ...)
+    # 1e-6 and 2e-6 and 4e-6 open octaves 0, 1, 2; 1.25e-6 and 5e-6 open a sub bucket
+    assert [i for i, n in enumerate(hist._counts) if n] == [1, 2, 4, 5, 9, 10]
+
+
 def test_histogram_rejects_negative_and_nan_values() -> None:
     hist = LatencyHistogram()
     with pytest.raises(ValueError, match="latency must be a number >= 0, got -1"):
