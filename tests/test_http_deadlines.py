@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from progressd.clock import FakeClock
 from progressd.http.deadlines import Deadlines
 from progressd.http.exchange import DONE, Exchange
@@ -109,3 +112,35 @@ def test_deadlines_callback_may_add_and_close_disarms() -> None:
     deadlines.add(_exchange(clock.time()), 1.0)
     deadlines.close()
     assert clock.pending() == 0 and len(deadlines) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.sampled_from([0.5, 1.0, 3.0])),
+            st.tuples(st.just("finish"), st.integers(0, 50)),
+            st.tuples(st.just("advance"), st.sampled_from([0.0, 0.1, 0.4, 1.0, 2.5])),
+        ),
+        max_size=80,
+    )
+)
+def test_deadlines_expire_exactly_the_live_overdue_exchanges(ops: list[tuple[str, float]]) -> None:
+    clock, deadlines, expired = _deadlines()
+    added: list[tuple[Exchange, float]] = []
+    finished: set[int] = set()
+    for op, arg in ops:
+        if op == "add":
+            ex = _exchange(clock.time())
+            deadlines.add(ex, arg)
+            added.append((ex, arg))
+        elif op == "finish" and added:
+            ex = added[int(arg) % len(added)][0]
+            if ex.state != DONE:
+                ex.state = DONE
+                finished.add(id(ex))
+        else:
+            clock.advance(arg)
+            now = clock.time()
+            overdue = [ex for ex, t in added if id(ex) not in finished and ex.started + t <= now]
+            assert sorted(map(id, expired)) == sorted(map(id, overdue))  # none early, none late

@@ -4,15 +4,20 @@ Design note. A request timeout is armed and, almost always, made moot a few mill
 when the response arrives. A scheduler timer per request (``loop.call_at`` and ``cancel()``)
 cost more than the rest of the request in perf/http.py, so a pool keeps its deadlines here
 instead: the exchanges themselves, in one FIFO per timeout value. ``now`` only grows, so each
-FIFO is sorted by deadline, and adding is an ``append``. Completing an exchange (its state
-becoming ``DONE``) is the cancellation: nothing to call. One scheduler timer is armed for the
-earliest deadline; when it fires, expired exchanges are handed to ``on_expire`` and finished
-ones at the fronts are dropped, then the timer is re-armed for the next live front.
+FIFO is sorted by deadline (``started + timeout``, computed when needed, never stored), and
+adding is an ``append``. Completing an exchange (its state becoming ``DONE``) is the
+cancellation: nothing to call. One scheduler timer is armed for the earliest deadline; when it
+fires, expired exchanges are handed to ``on_expire`` and finished ones at the fronts are
+dropped, then the timer is re-armed for the next live front.
 
-Invariants: every FIFO is sorted by ``deadline``; ``_armed_at`` is the deadline of the armed
-timer or ``None``, and no live exchange has an earlier deadline. Memory: finished exchanges
-behind a slow one wait in their FIFO until it reaches the front, so a FIFO is compacted
-whenever it doubles past its size after the last compaction (amortised O(1) per request).
+Invariants: every FIFO is sorted by deadline; ``_armed_at`` is the deadline of the armed timer
+or ``None``, and no live exchange has an earlier deadline. Hence the fast path of ``add``:
+appending to a non-empty FIFO needs no arming. The timer is due no later than that FIFO's front
+(live when the timer was last set; the timer only moves earlier until it fires), and the front
+no later than the new deadline; inside ``_fire`` (no timer) the re-arm that ends it sees the
+new exchange. Memory: finished exchanges behind a slow one wait in their FIFO until it reaches
+the front, so a FIFO is compacted whenever it doubles past its size after the last compaction
+(amortised O(1) per request).
 """
 
 from __future__ import annotations
@@ -41,14 +46,17 @@ class Deadlines:
 
     def add(self, ex: Exchange, timeout: float) -> None:
         """Expire ``ex`` at ``ex.started + timeout`` unless it is ``DONE`` by then."""
-        deadline = ex.deadline = ex.started + timeout
         fifo = self._fifos.get(timeout)
+        if fifo:  # see the module note: nothing to arm
+            fifo.append(ex)
+            if len(fifo) > self._compact_at[timeout]:
+                self._compact(timeout)
+            return
         if fifo is None:
             fifo = self._fifos[timeout] = deque()
             self._compact_at[timeout] = _MIN_COMPACT
         fifo.append(ex)
-        if len(fifo) > self._compact_at[timeout]:
-            self._compact(timeout)
+        deadline = ex.started + timeout
         armed_at = self._armed_at
         if armed_at is None or deadline < armed_at:
             self._arm(deadline)
@@ -74,8 +82,8 @@ class Deadlines:
         self._armed = None
         self._armed_at = None
         now = self._scheduler.time()
-        for fifo in list(self._fifos.values()):
-            while fifo and (fifo[0].state == DONE or fifo[0].deadline <= now):
+        for timeout, fifo in list(self._fifos.items()):
+            while fifo and (fifo[0].state == DONE or fifo[0].started + timeout <= now):
                 ex = fifo.popleft()
                 if ex.state != DONE:
                     self._on_expire(ex)  # may add: to the back, with a later deadline
@@ -83,11 +91,11 @@ class Deadlines:
 
     def _rearm(self) -> None:
         fronts = []
-        for fifo in self._fifos.values():
+        for timeout, fifo in self._fifos.items():
             while fifo and fifo[0].state == DONE:
                 fifo.popleft()
             if fifo:
-                fronts.append(fifo[0].deadline)
+                fronts.append(fifo[0].started + timeout)
         if fronts:
             earliest = min(fronts)
             if self._armed_at is None or earliest < self._armed_at:

@@ -34,7 +34,6 @@ class Exchange:
     on_done: OnDone
     started: float
     state: int = WAITING
-    deadline: float = 0.0
     connection: HttpConnection | None = None
     reused: bool = False
     retried: bool = False
