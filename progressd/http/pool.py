@@ -138,8 +138,9 @@ class HttpPool:
             encoded = encode_request(method, target, self._host, headers, body)
         self.send(encoded, timeout=timeout, on_done=on_done)
 
-    def send(self, request: EncodedRequest, *, timeout: float | None, on_done: OnDone) -> None:
-        """Send an already encoded request; see ``request``.
+    def send(self, request: EncodedRequest, timeout: float | None, on_done: OnDone) -> None:
+        """Send an already encoded request; see ``request``. (Positional parameters: the http
+        step calls it per request, and a call with keywords costs more.)
 
         Raises:
             PoolClosedError: when the pool was closed.

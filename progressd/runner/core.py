@@ -34,7 +34,7 @@ from array import array
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args
 
-from progressd.dsl import Context, Plan
+from progressd.dsl import Context, Plan, StepPlan
 from progressd.errors import StateError
 from progressd.poller import AGAIN, PollableKind, Poller, ProgressPollable
 from progressd.runner.context import RowContext
@@ -49,6 +49,8 @@ __all__ = ["RunState", "Runner"]
 RunState = Literal["created", "running", "finished", "cancelled", "failed"]
 LeaseInfo = Callable[[int, int], Mapping[str, Any] | None]
 MilestoneHook = Callable[[int, str], object]
+_IoStep = tuple[StepPlan, Callable[[StepCall], None], int, int]
+"""An I/O step, its executor's ``start``, the status its user shows and its handle's rank."""
 
 _DONE, _STEP, _ITERATION, _STATUS, _LEASE = (
     Field.DONE,
@@ -69,7 +71,8 @@ class Runner:
     """Runs every scenario of ``plan`` on ``poller``, recording progress in ``workbook``.
 
     ``executors`` maps the I/O step kinds the plan uses (``http``, ``exec``, ``external``) to
-    their executors. ``lease_info(row, lease_id)`` returns the ``lease`` context of a row.
+    their executors (each step's executor is looked up once, here: the table is fixed once the
+    runner exists). ``lease_info(row, lease_id)`` returns the ``lease`` context of a row.
     Implements the resource manager's ``ProgressBinding`` (``lease_changed``,
     ``rollback_users``, ``abort``, ``holder_progress``).
 
@@ -82,16 +85,19 @@ class Runner:
     # and every attribute read on the hot path becomes a dict lookup
     __slots__ = (
         "_active",
+        "_context_cb",
         "_failed",
         "_finished",
         "_first_row",
         "_guards",
         "_handles",
         "_in_flight",
+        "_io",
         "_iter_col",
         "_iterations",
         "_lease_info",
         "_milestone_hooks",
+        "_on_complete_cb",
         "_on_resume_cb",
         "_ranks",
         "_rng",
@@ -145,6 +151,9 @@ class Runner:
         self._timer_rank = self._ranks["timer"]
         self._think_cbs = [self._make_on_think(sc) for sc in self._scenarios]
         self._on_resume_cb = self._on_resume
+        self._on_complete_cb = self._on_complete  # bound once, not per step started
+        self._context_cb = self._context
+        self._io = [self._io_steps(sc) for sc in self._scenarios]
         self._init_counters()
 
     def _init_rows(self, rows: int) -> None:
@@ -400,28 +409,35 @@ class Runner:
         self._status[local] = int(self.workbook.get(row, _STATUS))
         self._run(row, self._scenario_of(row))  # writes the status where the user blocks next
 
+    def _io_steps(self, sc: PreparedScenario) -> list[_IoStep | None]:
+        """Per step of ``sc``: for an I/O step, what ``_start_io`` needs, looked up once."""
+        table: list[_IoStep | None] = []
+        for step, kind in zip(sc.plan.steps, sc.kinds, strict=True):
+            if kind != IO:
+                table.append(None)
+            elif step.kind == "external":
+                table.append(
+                    (step, self.executors[step.kind].start, _WAITING, self._ranks["external"])
+                )
+            else:
+                table.append((step, self.executors[step.kind].start, _ACTIVE, self._ranks["step"]))
+        return table
+
     def _start_io(self, row: int, sc: PreparedScenario, p: int) -> None:
-        step = sc.plan.steps[p]
-        kind = step.kind
+        step, start, status, rank = self._io[sc.index][p]  # type: ignore[misc]
         local = row - self._first_row
-        if kind == "external":
-            status, rank = _WAITING, self._ranks["external"]
-        else:
-            status, rank = _ACTIVE, self._ranks["step"]
         if self._status[local] != status:  # _set_status inlined
             self._status[local] = status
             self.workbook.set(row, _STATUS, status)
         poller = self.poller
-        handle = poller.subscribe(_COMPLETION, self._on_complete, row, rank)
+        handle = poller.subscribe(_COMPLETION, self._on_complete_cb, row, rank)
         self._handles[local] = handle
         self._in_flight += 1
         try:
-            self.executors[kind].start(
-                StepCall(poller, handle, row, step, self._context, poller._now)
-            )
+            start(StepCall(poller, handle, row, step, self._context_cb, poller._now))
         except Exception as exc:
             poller.make_ready(
-                handle, StepOutcome(ok=False, error=f"{kind} step did not start: {exc}")
+                handle, StepOutcome(ok=False, error=f"{step.kind} step did not start: {exc}")
             )
 
     def _on_complete(self, handle: ProgressPollable) -> None:

@@ -184,7 +184,7 @@ class HttpStepExecutor:
             else:
                 origin, request = self._encode(prep, call.context)
                 pool = self._client.pool_for(origin)
-            pool.send(request, timeout=prep.timeout, on_done=partial(_on_done, prep, call))
+            pool.send(request, prep.timeout, partial(_on_done, prep, call))
         except (RenderError, ValueError, PoolClosedError) as exc:
             prep.metrics.end("request")
             call.fail(f"{prep.name}: the request could not be sent: {exc}")
