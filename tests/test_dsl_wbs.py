@@ -79,8 +79,15 @@ def test_progress_defaults_and_overrides() -> None:
         cache=None,
     )
     assert plan.progress.poller.priorities == {**DEFAULT_PRIORITIES, "telemetry": 0}
+    assert (plan.progress.poller.budget, plan.progress.poller.io_budget) == (1024, 256)
     assert (plan.progress.sampling.mode, plan.progress.sampling.rate) == ("sampled", 0.25)
     assert plan.progress.batching.flush_interval_s == 0.05
+
+
+def test_io_budget_defaults_within_the_budget_and_may_be_set() -> None:
+    for poller, expected in (("{budget: 100}", 100), ("{budget: 100, io-budget: 10}", 10)):
+        doc = _scenario_doc(top=f"progress:\n  poller: {poller}\n")
+        assert load_plan_text(doc, cache=None).progress.poller.io_budget == expected
 
 
 def test_default_sampling_values() -> None:

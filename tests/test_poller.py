@@ -136,6 +136,20 @@ def test_poller_budget_bounds_one_iteration_and_keeps_the_rest() -> None:
     assert log == list(range(25))
 
 
+def test_poller_io_budget_bounds_an_iteration_while_completions_are_queued() -> None:
+    poller, clock = make_poller(budget=10, io_budget=4)
+    log: list[object] = []
+    for i in range(12):
+        poller.subscribe_timer(clock.now(), recorder(log), f"t{i}")
+    assert poller.run_ready() == 10  # timers only: the whole budget
+    for i in range(6):
+        poller.make_ready(poller.subscribe(PollableKind.COMPLETION, recorder(log), f"c{i}"))
+    assert [poller.run_ready() for _ in range(4)] == [4, 4, 0, 0]  # 2 timers + 6 completions
+    assert log[10:] == ["t10", "t11", "c0", "c1", "c2", "c3", "c4", "c5"]
+    assert make_poller(budget=100)[0].io_budget == 100  # the default, capped at the budget
+    assert make_poller()[0].io_budget == 256
+
+
 def test_poller_low_priority_progresses_under_a_self_rescheduling_flood() -> None:
     poller, clock = make_poller(budget=8, floor=1)
     health = poller.rank_of("health")
@@ -307,6 +321,8 @@ def test_poller_next_deadline_skips_cancelled_timers() -> None:
         ({"priorities": {"step": "high"}}, "integer priority >= 0"),
         ({"budget": 0}, "budget: expected an integer >= 1"),
         ({"budget": 4, "floor": 5}, r"floor: expected an integer in \[1, budget\]"),
+        ({"budget": 4, "io_budget": 5}, r"io-budget: expected an integer in \[1, budget=4\]"),
+        ({"io_budget": 0}, r"io-budget: expected an integer in \[1, budget=1024\]"),
         ({"sentinel": 0.0}, "sentinel: expected a positive number"),
     ],
 )

@@ -18,6 +18,7 @@ from progressd.dsl.diagnostics import suggest
 from progressd.dsl.pools import build_pool
 from progressd.dsl.positions import Path, SpecError
 from progressd.dsl.schema import Document, Lease, Progress, Sampling, Scenario
+from progressd.dsl.schema import Poller as PollerSpec
 from progressd.dsl.steps import StepsBuilder
 from progressd.dsl.thresholds import build_thresholds
 from progressd.dsl.values import duration_at, optional_duration_at
@@ -45,6 +46,9 @@ DEFAULT_PRIORITIES: dict[str, int] = {
     "telemetry": 7,
 }
 """Pollable classes and their default priority (0 runs first)."""
+
+DEFAULT_IO_BUDGET = 256
+"""``progress.poller.io-budget`` when not given (capped at the budget): the poller's default."""
 
 
 def build_plan(
@@ -91,6 +95,18 @@ def _pools(doc: Document) -> list[PoolPlan]:
     ]
 
 
+def _poller(poller: PollerSpec, priorities: dict[str, int], path: Path) -> PollerPlan:
+    budget, io_budget = poller.budget, poller.io_budget
+    if io_budget is None:
+        io_budget = min(budget, DEFAULT_IO_BUDGET)
+    elif io_budget > budget:
+        raise SpecError((*path, "io-budget"),
+                        f"io-budget {io_budget} is above budget {budget}: a batch of "
+                        "completions is at most a whole iteration; lower io-budget or raise "
+                        "budget")  # fmt: skip
+    return PollerPlan(priorities=priorities, budget=budget, io_budget=io_budget)
+
+
 def _progress(progress: Progress, path: Path) -> ProgressPlan:
     batching = progress.batching
     flush = duration_at(batching.flush_interval, (*path, "batching", "flush-interval"))
@@ -107,7 +123,7 @@ def _progress(progress: Progress, path: Path) -> ProgressPlan:
             flush_interval_s=flush,
             priority_threshold=batching.priority_threshold,
         ),
-        poller=PollerPlan(priorities=priorities, budget=progress.poller.budget),
+        poller=_poller(progress.poller, priorities, (*path, "poller")),
         sampling=_sampling(progress.sampling, (*path, "sampling")),
         deadline_s=_deadline(progress.deadline, (*path, "deadline")),
     )

@@ -49,6 +49,7 @@ class Batching(Spec, frozen=True, kw_only=True):
 class Poller(Spec, frozen=True, kw_only=True):
     priorities: dict[str, NonNegativeInt] = {}
     budget: PositiveInt = 1024
+    io_budget: PositiveInt | None = None
 
 
 class Sampling(Spec, frozen=True, kw_only=True):

@@ -78,6 +78,8 @@ class PollerPlan(Record, frozen=True, kw_only=True):
     priorities: dict[str, int]
     """Every pollable class with its priority (0 runs first); defaults filled in."""
     budget: int
+    io_budget: int
+    """The budget of an iteration while completions are queued (``Poller``); defaulted."""
 
 
 class SamplingPlan(Record, frozen=True, kw_only=True):

@@ -16,7 +16,14 @@ from collections.abc import Mapping
 
 from progressd.errors import ConfigError
 
-__all__ = ["DEFAULT_PRIORITIES", "PriorityClasses", "split_budget", "validate_limits"]
+__all__ = [
+    "DEFAULT_IO_BUDGET",
+    "DEFAULT_PRIORITIES",
+    "PriorityClasses",
+    "split_budget",
+    "validate_io_budget",
+    "validate_limits",
+]
 
 DEFAULT_PRIORITIES: Mapping[str, int] = {"health": 0, "milestone": 1, "step": 2, "telemetry": 3}
 
@@ -130,3 +137,27 @@ def validate_limits(
             f"sentinel: expected a positive number of seconds, got {sentinel!r}", key=key
         )
     return budget, floor, float(sentinel)
+
+
+DEFAULT_IO_BUDGET = 256
+"""The default ``io_budget``: see ``Poller``."""
+
+
+def validate_io_budget(io_budget: int | None, budget: int) -> int:
+    """Check ``io_budget`` against ``budget``; default it to ``min(budget, 256)``.
+
+    Raises:
+        ConfigError: unless it is an integer in [1, budget].
+    """
+    if io_budget is None:
+        return min(budget, DEFAULT_IO_BUDGET)
+    if (
+        isinstance(io_budget, bool)
+        or not isinstance(io_budget, int)
+        or not 1 <= io_budget <= budget
+    ):
+        raise ConfigError(
+            f"io-budget: expected an integer in [1, budget={budget}], got {io_budget!r}",
+            key="progress.poller",
+        )
+    return io_budget

@@ -108,7 +108,12 @@ class Run:
         self.reason: str | None = None
         self.clock = LoopClock(loop)
         poller_plan = self.plan.progress.poller
-        self.poller = Poller(self.clock, poller_plan.priorities, budget=poller_plan.budget)
+        self.poller = Poller(
+            self.clock,
+            poller_plan.priorities,
+            budget=poller_plan.budget,
+            io_budget=poller_plan.io_budget,
+        )
         self._own_client = http_client is None
         self.http = http_client or HttpClient(
             loop=loop, max_connections_per_member=max(1, self.plan.total_users)
