@@ -144,6 +144,27 @@ async def test_run_users_override_scales_users_and_work() -> None:
     assert summary.progress == 1.0
 
 
+async def test_run_completions_run_in_batches_of_the_io_budget() -> None:
+    async with running_backends((0,)) as (backend,):
+        get = f'        - {{http: {{method: GET, url: "http://{backend.address}/"}}}}\n'
+        text = scenario(
+            get, users=40, bounds="iterations: 3", extra="progress: {poller: {io-budget: 8}}"
+        )
+        run = Run(load_plan_text(text, file="t.yaml", cache=None))
+        ran: list[int] = []
+        run.poller.add_iteration_hook(lambda now: ran.append(run.poller.statistics().handles_run))
+        run.start()
+        async with asyncio.timeout(20):
+            summary = await run.wait()
+    assert summary.state == "succeeded" and summary.requests == 120
+    assert (run.poller.io_budget, run.poller.budget) == (8, 1024)
+    # a hook sees the handles of the iterations before its own
+    per_iteration = [b - a for a, b in zip([0, *ran], ran, strict=False) if b > a]
+    assert per_iteration[0] == 40  # the users' starts: timers only, the whole budget
+    assert max(per_iteration[1:]) <= 8  # completions queued: at most io-budget an iteration
+    assert run.poller.statistics().handles_run == 40 + 120
+
+
 async def test_run_duration_scenario_is_time_bound() -> None:
     steps = "        - think: 20ms\n"
     run, summary = await run_text(scenario(steps, users=3, bounds="duration: 200ms"))
