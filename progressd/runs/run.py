@@ -1,7 +1,7 @@
 """A run: one plan executing on the running event loop, with progress, ETA and thresholds.
 
 Design note. ``Run`` assembles the core for one plan and owns nothing else: a ``Poller`` on the
-loop's clock, the ``Runner`` (users as workbook rows), the ``EventBus`` over the workbook
+monotonic clock, the ``Runner`` (users as workbook rows), the ``EventBus`` over the workbook
 (flushed as a poller iteration hook), the step executors (http through an ``HttpClient`` of
 per-member pools, exec, external over a ``ReportMailbox``), the resource manager when the plan
 leases members, one ``ThresholdMonitor`` and one ETA tracker per scenario. It has no CLI or
@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Coroutine, Iterable
 from typing import Any, Literal
 
-from progressd.clock import LoopClock
+from progressd.clock import Clock, MonotonicClock
 from progressd.dsl import Plan
 from progressd.errors import StateError
 from progressd.events import BatchingConfig, EventBus, Priority
@@ -106,7 +106,11 @@ class Run:
         self.id = run_id or uuid.uuid4().hex[:8]
         self.status: RunStatus = "created"
         self.reason: str | None = None
-        self.clock = LoopClock(loop)
+        # time.monotonic, not loop.time(): uvloop's counts whole milliseconds (libuv's cached
+        # uv_now), which would quantise think deadlines and the wake latencies the poller
+        # reports. Nothing here shares a timebase with loop.call_at: the poller sleeps with
+        # call_later, and the run's leases schedule through the poller.
+        self.clock: Clock = MonotonicClock()
         poller_plan = self.plan.progress.poller
         self.poller = Poller(
             self.clock,
