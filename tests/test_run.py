@@ -11,6 +11,7 @@ from run_testkit import run_text, scenario, wait_until
 
 from progressd.dsl import load_plan_text
 from progressd.errors import StateError
+from progressd.reports import Report
 from progressd.runs import Run
 from progressd.runs.backends import running_backends
 from progressd.summary import decode_summary, encode_summary
@@ -366,6 +367,23 @@ async def test_run_exec_step_reading_the_lease_waits_for_it() -> None:
     assert summary.errors == 0
     assert run.figures.metrics["s"].steps == 3
     assert run.lease_waits is not None and run.lease_waits.granted_count == 2
+
+
+async def test_run_external_step_keyed_by_the_lease_waits_for_it() -> None:
+    async with running_backends() as (backend,):
+        steps = '        - external: {key: "ready-{{ lease.address }}", timeout: 10s}\n'
+        run = Run(load_plan_text(_one_member(backend.address, release="end", steps=steps)))
+        run.start()
+        key = f"ready-{backend.address}"
+        async with asyncio.timeout(20):
+            for row in range(3):  # one lease at a time: each user in turn gets it, then its key
+                await wait_until(lambda: run.external.waiting == 1)
+                assert run.lease_waits is not None and run.lease_waits.waiting == 2 - row
+                assert run.deliver_reports([Report(key=key, user=row)]).matched == 1
+            summary = await run.wait()
+    assert summary.state == "succeeded" and summary.errors == 0
+    assert run.figures.metrics["s"].steps == 3
+    assert run.lease_waits.granted_count == 2
 
 
 async def test_run_iteration_duration_is_timed_for_its_threshold() -> None:

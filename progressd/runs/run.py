@@ -128,7 +128,7 @@ class Run:
         )
         self.lease_waits = LeaseWaits(loop) if leased else None
         self.exec = ExecStepExecutor(lease_waits=self.lease_waits)
-        self.external = ExternalStepExecutor(self.mailbox, loop.time)
+        self.external = ExternalStepExecutor(self.mailbox, loop.time, lease_waits=self.lease_waits)
         self.http_steps = HttpStepExecutor(self.http, lease_waits=self.lease_waits)
         self._leases: RunLeases | None = None
         self.runner = Runner(

@@ -38,7 +38,7 @@ from progressd.dsl import ExecSpec as ExecStepSpec
 from progressd.errors import ProgressdError, StateError
 from progressd.runner import StepCall, StepOutcome
 from progressd.steps.extract import Extractor, extract, extract_source
-from progressd.steps.leases import LeaseWaits
+from progressd.steps.leases import LeaseWaits, fail_no_lease
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 from progressd.units import format_duration
 
@@ -409,7 +409,9 @@ class ExecStepExecutor:
         waits = self._lease_waits
         if waits is not None and id(step) in self._reads_lease and "lease" not in call.context:
             timeout = step.spec.timeout_s or 30.0
-            waits.park(call, timeout, self.start, partial(_no_lease, step, metrics, timeout))
+            waits.park(
+                call, timeout, self.start, partial(fail_no_lease, step.name, metrics, timeout)
+            )
             return
         try:
             spec = _render_exec(step.spec, call.context)
@@ -451,11 +453,6 @@ class ExecStepExecutor:
         """Wait until no spawn is in progress (the run is closing)."""
         while self._spawning:
             await asyncio.gather(*self._spawning, return_exceptions=True)
-
-
-def _no_lease(step: StepPlan, metrics: StepMetrics, timeout: float, call: StepCall) -> None:
-    metrics.end("no-lease")
-    call.fail(f"{step.name}: no lease was granted within {timeout:g}s")
 
 
 def _render_exec(plan: ExecStepSpec, ctx: Context) -> ExecSpec:

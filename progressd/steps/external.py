@@ -7,16 +7,22 @@ user's last external payload); the timeout fails it (error class ``external-time
 
 A user rolled back while waiting leaves a stale wait behind; when the user reaches the step
 again the stale wait is withdrawn first, so the mailbox's "one wait per row and key" rule holds.
+
+With ``lease_waits``, a key reading ``lease.*`` (a report per leased member) waits for its
+user's lease (at most the step's timeout, else 30 s; ``leases.py``) instead of failing to
+render, as http and exec steps do; the report's own timeout starts once the key is known.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from progressd.dsl import CompiledTemplate, ExternalSpec, RenderError, StepPlan
 from progressd.reports import Report, ReportMailbox, ReportWait
 from progressd.runner import StepCall
+from progressd.steps.leases import LeaseWaits, fail_no_lease
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 
 __all__ = ["ExternalStepExecutor"]
@@ -28,17 +34,25 @@ class _PreparedExternal:
     key: CompiledTemplate
     timeout_s: float | None
     metrics: StepMetrics
+    reads_lease: bool
 
 
 class ExternalStepExecutor:
     """Runs ``external`` steps over ``mailbox``; ``time()`` is the mailbox scheduler's clock
-    (deadlines are ``time() + timeout``)."""
+    (deadlines are ``time() + timeout``). ``lease_waits``: see the module note."""
 
-    __slots__ = ("_mailbox", "_prepared", "_time", "_waits", "unregistered")
+    __slots__ = ("_lease_waits", "_mailbox", "_prepared", "_time", "_waits", "unregistered")
 
-    def __init__(self, mailbox: ReportMailbox, time: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        mailbox: ReportMailbox,
+        time: Callable[[], float],
+        *,
+        lease_waits: LeaseWaits | None = None,
+    ) -> None:
         self._mailbox = mailbox
         self._time = time
+        self._lease_waits = lease_waits
         self._prepared: dict[int, tuple[StepPlan, _PreparedExternal]] = {}
         self._waits: dict[tuple[int, str], tuple[StepCall, ReportWait]] = {}
         self.unregistered = ScenarioMetrics(name="unregistered")
@@ -52,8 +66,10 @@ class ExternalStepExecutor:
         spec = step.spec
         if not isinstance(spec, ExternalSpec):
             raise TypeError(f"step {step.name!r} is a {step.kind} step, not an external step")
+        key = spec.key.compiled()
+        reads_lease = any(f.startswith("lease") for f in key.fields)
         prep = _PreparedExternal(
-            step.name, spec.key.compiled(), spec.timeout_s, metrics.step(step.name)
+            step.name, key, spec.timeout_s, metrics.step(step.name), reads_lease
         )
         self._prepared[id(step)] = (step, prep)
 
@@ -69,6 +85,13 @@ class ExternalStepExecutor:
             self.register(call.step, self.unregistered)
             entry = self._prepared[id(call.step)]
         prep = entry[1]
+        waits = self._lease_waits
+        if prep.reads_lease and waits is not None and "lease" not in call.context:
+            timeout = prep.timeout_s or 30.0
+            waits.park(
+                call, timeout, self.start, partial(fail_no_lease, prep.name, prep.metrics, timeout)
+            )
+            return
         try:
             key = prep.key.render(call.context)
         except RenderError as exc:

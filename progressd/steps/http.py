@@ -42,7 +42,7 @@ from progressd.http import EncodedRequest, HttpClient, HttpPool, HttpResult, Ori
 from progressd.http.request import encode_request, parse_url
 from progressd.runner import SUCCEEDED, StepCall, StepOutcome
 from progressd.steps.extract import Extractor, extract, extract_source
-from progressd.steps.leases import LeaseWaits
+from progressd.steps.leases import LeaseWaits, fail_no_lease
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 
 __all__ = ["DEFAULT_TIMEOUT_S", "HttpStepExecutor", "extract_path"]
@@ -106,11 +106,6 @@ class _PreparedHttp:
     ``_SENT_MAX``, cleared when full): a lease member's URL is encoded once, not per request."""
 
 
-def _no_lease(prep: _PreparedHttp, call: StepCall) -> None:
-    prep.metrics.end("no-lease")
-    call.fail(f"{prep.name}: no lease was granted within {prep.timeout:g}s")
-
-
 class HttpStepExecutor:
     """Runs ``http`` steps through ``client``'s member pools. See the module note.
 
@@ -167,7 +162,12 @@ class HttpStepExecutor:
         prep = entry[1]
         waits = self._lease_waits
         if prep.reads_lease and waits is not None and "lease" not in call.context:
-            waits.park(call, prep.timeout, self.start, partial(_no_lease, prep))
+            waits.park(
+                call,
+                prep.timeout,
+                self.start,
+                partial(fail_no_lease, prep.name, prep.metrics, prep.timeout),
+            )
             return
         try:
             if prep.encoded is not None:  # nothing templated: the same bytes for every user

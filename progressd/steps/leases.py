@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from progressd.runner import StepCall
+from progressd.steps.metrics import StepMetrics
 
-__all__ = ["LeaseWaits"]
+__all__ = ["LeaseWaits", "fail_no_lease"]
 
 
 @dataclass(slots=True, eq=False)
@@ -100,3 +101,10 @@ class LeaseWaits:
         if parked is not None and not parked.call.cancelled:
             self.timed_out += 1
             expire(parked.call)
+
+
+def fail_no_lease(name: str, metrics: StepMetrics, timeout_s: float, call: StepCall) -> None:
+    """The ``expire`` of a parked step (bind the first three with ``partial``): counted as
+    ``no-lease`` and failed with the step's name and the time it waited."""
+    metrics.end("no-lease")
+    call.fail(f"{name}: no lease was granted within {timeout_s:g}s")
