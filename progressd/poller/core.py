@@ -309,9 +309,11 @@ class Poller(MainLoop):
         cancelled — so racing completions are harmless.
 
         The handle's ``due`` (where its wake latency is measured from) is the instant the first
-        event since the last iteration was made ready: events of one turn of the loop (one
-        batch of I/O callbacks) share it, so the clock is read once per turn and the latency
-        they report is an upper bound, by at most the length of that turn.
+        event since the last iteration was made ready: the events between two iterations —
+        while the poller runs, one turn of the loop, one batch of I/O callbacks — share it, so
+        the clock is read once per turn, and the latency they report is an upper bound, by at
+        most the time between the two iterations (a turn; longer while ``run()`` is stopped,
+        e.g. a paused run).
         """
         state = handle._state
         if state > WAITING_EVENT:
