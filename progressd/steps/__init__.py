@@ -10,19 +10,19 @@ executor from this package (``runner/executors.py`` describes the seam)::
 
 from __future__ import annotations
 
-from progressd.steps.exec import (
+from progressd.steps.exec import ExecStepExecutor
+from progressd.steps.external import ExternalStepExecutor
+from progressd.steps.http import DEFAULT_TIMEOUT_S, HttpStepExecutor, extract_path
+from progressd.steps.leases import LeaseWaits
+from progressd.steps.metrics import ERROR_CLASSES, ScenarioMetrics, StepMetrics
+from progressd.steps.process import (
     ExecHandle,
     ExecOutcome,
     ExecResult,
     ExecSpec,
     ExecStartError,
-    ExecStepExecutor,
     start_exec,
 )
-from progressd.steps.external import ExternalStepExecutor
-from progressd.steps.http import DEFAULT_TIMEOUT_S, HttpStepExecutor, extract_path
-from progressd.steps.leases import LeaseWaits
-from progressd.steps.metrics import ERROR_CLASSES, ScenarioMetrics, StepMetrics
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
