@@ -1,42 +1,39 @@
 """The ``Workbook``: one run's state, a row per virtual user, a column per field.
 
-See ``progressd/workbook/__init__.py`` for the design note. This module holds the write paths;
-storage lives in ``columns`` and ``stable``, totals in ``aggregates``, staged writes in
-``staging`` and the compressed stable snapshot in ``snapshot``.
+See ``progressd/workbook/__init__.py`` for the design note. This module holds the row state and
+shape, the hot fields' reads and writes (``get``, ``column``, ``advance``, ``set``, ``add``: the
+per-step path), the change feed the bus collects and ``snapshot``/``restore``. ``Workbook`` takes
+the rest from mixins, one module each: cold fields (``coldfields``), milestones and rollback
+(``stablepoints``), staged dispatch (``dispatch``), totals, statistics and row records
+(``readouts``). Storage lives in ``columns`` and ``stable``, totals in ``aggregates``, staged
+writes in ``staging`` and the compressed stable snapshot in ``snapshot``.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from progressd.errors import StateError
-from progressd.workbook.aggregates import Aggregates, recount
+from progressd.workbook.aggregates import Aggregates
+from progressd.workbook.coldfields import ColdFields
 from progressd.workbook.columns import ColdStore, HotColumns
+from progressd.workbook.dispatch import Dispatch
 from progressd.workbook.fields import (
     ADDABLE_FIELDS,
     BOXED_FIELDS,
     BOXED_LIMITS,
     COLD_FIELDS,
     HOT_TYPECODES,
-    RESTORED_HOT,
-    ROLLBACK_REASONS,
     SETTABLE_FIELDS,
     Field,
-    RollbackReason,
     Status,
     check_value,
     field_name,
 )
-from progressd.workbook.model import (
-    JournalEntry,
-    ProgressTotals,
-    RowRecord,
-    WorkbookStatistics,
-)
+from progressd.workbook.model import JournalEntry
+from progressd.workbook.readouts import Readouts
 from progressd.workbook.snapshot import (
     Codec,
     decode_snapshot,
@@ -45,9 +42,9 @@ from progressd.workbook.snapshot import (
     import_stable,
 )
 from progressd.workbook.stable import StableColumns
-from progressd.workbook.staging import OpKind, StagedOp, Staging, merge
+from progressd.workbook.stablepoints import StablePoints
+from progressd.workbook.staging import Staging
 
-_START = (0, 0, 0, int(Status.PENDING), -1)
 _COLD = frozenset(COLD_FIELDS)
 _HOT_COUNT = len(HOT_TYPECODES)
 _SETTABLE_MASK = sum(f.mask for f in SETTABLE_FIELDS)
@@ -75,7 +72,7 @@ class Changes:
     rows: list[tuple[int, int, int]]
 
 
-class Workbook:
+class Workbook(ColdFields, StablePoints, Dispatch, Readouts):
     """The state of one run. Satisfies ``ProgressModel``.
 
     Writes (``set``, ``add``, ``set_cold``, ``record_error``, ``reach_milestone``, ``rollback``)
@@ -88,6 +85,8 @@ class Workbook:
             not fit its column. Nothing is written when a call raises.
     """
 
+    # every slot, the mixins' included: their __slots__ are empty and they only annotate the
+    # attributes they use, so the layout is declared in one place
     __slots__ = (
         "_agg",
         "_cold",
@@ -198,12 +197,6 @@ class Workbook:
             raise StateError(f"{field_name(field)} is not a hot field")
         return self._cols[field]
 
-    def get_cold(self, row: int, field: Field) -> object | None:
-        """A cold field's committed value, ``None`` when the row has none."""
-        self._check_row(row)
-        self._check_cold(field)
-        return self._cold.get(row, field)
-
     def status(self, row: int) -> Status:
         return Status(int(self.get(row, Field.STATUS)))
 
@@ -211,33 +204,6 @@ class Workbook:
         """How many committed writes the row has seen (mod 2**32)."""
         self._check_row(row)
         return int(self._version[row])
-
-    def stable_milestone(self, row: int) -> int:
-        """The milestone of the row's stable point, ``-1`` when it has none."""
-        self._check_row(row)
-        point = self._stable.load(row)
-        return -1 if point is None else point[4]
-
-    def row_record(self, row: int) -> RowRecord:
-        """The whole row as a record."""
-        self._check_row(row)
-        c = self._cols
-        return RowRecord(
-            row=row,
-            version=self._version[row],
-            status=Status(int(c[Field.STATUS][row])).name.lower(),
-            step=int(c[Field.STEP][row]),
-            iteration=int(c[Field.ITERATION][row]),
-            done=int(c[Field.DONE][row]),
-            lease=int(c[Field.LEASE][row]),
-            due=float(c[Field.DUE][row]),
-            errors=int(c[Field.ERRORS][row]),
-            milestone=self._milestonefield_name(int(c[Field.MILESTONE][row])),
-            stable_milestone=self._milestonefield_name(self.stable_milestone(row)),
-            vars=self._cold.get(row, Field.VARS),
-            error_text=_as_text(self._cold.get(row, Field.ERROR_TEXT)),
-            payload=self._cold.get(row, Field.PAYLOAD),
-        )
 
     # -- writes --------------------------------------------------------------------------
 
@@ -385,85 +351,7 @@ class Workbook:
             rows.append(row)
         dirty[row] = old_mask | mask
 
-    def _stage_advance(self, row: int, step: int, done: int, iterations: int) -> None:
-        """``advance`` while events are dispatched: staged as its three writes."""
-        assert self._staging is not None
-        self._check_row(row)
-        _check_ints(step, done, iterations)
-        if done:
-            self._staging.stage_add(row, Field.DONE, done)
-        if iterations:
-            self._staging.stage_add(row, Field.ITERATION, iterations)
-        self._staging.stage_set(row, Field.STEP, step)
-
-    def set_cold(self, row: int, field: Field, value: object | None) -> None:
-        """Set a cold field; ``None`` clears it and frees its entry. Values are not copied:
-        hand over a fresh object and never mutate it afterwards (stable points share it)."""
-        self._check_row(row)
-        self._check_cold(field)
-        if self._staging is not None:
-            self._staging.stage_cold(row, field, value)
-        elif self._cold.set(row, field, value):
-            self._commit(row, 1 << field)
-
-    def record_error(self, row: int, text: str) -> None:
-        """Count one error on the row and keep ``text`` as its last error, in one commit."""
-        self.add(row, Field.ERRORS, 1)
-        self.set_cold(row, Field.ERROR_TEXT, text)
-
-    def reach_milestone(self, row: int, milestone: int) -> None:
-        """Mark the row as having reached ``milestone`` and make its current state the row's
-        stable point (hot progress fields copied, cold values referenced)."""
-        self._check_row(row)
-        if not 0 <= milestone < len(self._milestones):
-            raise StateError(f"milestone index {milestone} out of range 0..{len(self._milestones)}")
-        if self._staging is not None:
-            self._staging.stage_milestone(row, milestone)
-        else:
-            self._apply_milestone(row, milestone)
-
-    def rollback(self, rows: Iterable[int], reason: RollbackReason) -> None:
-        """Return each row to its stable point, or to the start when it has none.
-
-        Step, iteration, done work, status, milestone, extracted vars and payload are restored;
-        lease, next-due time, error count and error text are kept. The done work undone counts as
-        rework; a ``rollback`` journal entry records the reason and the milestone returned to.
-        """
-        targets = list(rows)
-        for row in targets:
-            self._check_row(row)
-        if reason not in ROLLBACK_REASONS:
-            raise StateError(
-                f"unknown rollback reason {reason!r}: one of {sorted(ROLLBACK_REASONS)}"
-            )
-        for row in targets:
-            if self._staging is not None:
-                self._staging.stage_rollback(row, reason)
-            else:
-                self._apply_rollback(row, reason)
-
-    # -- dispatch ------------------------------------------------------------------------
-
-    @contextmanager
-    def dispatching(self) -> Iterator[None]:
-        """Stage every write made inside the block; merge them in issue order at its end.
-
-        Nested blocks join the outer one. Raises ``StateError`` after the merge if a staged
-        write turned out not to fit (every other staged write is still applied).
-        """
-        if self._staging is not None:
-            yield
-            return
-        self._staging = Staging.empty()
-        try:
-            yield
-        finally:
-            staging, self._staging = self._staging, None
-            merge(staging.ops, self._apply_staged)
-
-    @property
-    def is_dispatching(self) -> bool:
-        return self._staging is not None
+    # -- changes, snapshot ---------------------------------------------------------------
 
     @property
     def has_changes(self) -> bool:
@@ -479,48 +367,6 @@ class Workbook:
         for r in rows:
             dirty[r] = 0
         return Changes(journal=journal, rows=changed)
-
-    # -- totals, memory, stable state ----------------------------------------------------
-
-    def totals(self) -> ProgressTotals:
-        """The incrementally kept totals (O(statuses + milestones))."""
-        return self._agg.totals()
-
-    def recount(self) -> ProgressTotals:
-        """The totals recomputed by scanning every row: for tests and audits, never hot."""
-        return recount(self._cols, self._reached, self._stride, self._agg)
-
-    def statistics(self) -> WorkbookStatistics:
-        return WorkbookStatistics(
-            totals=self._agg.totals(),
-            milestones=self._milestones,
-            version=self._commits,
-            dirty_rows=len(self._dirty_rows),
-            staged_writes=0 if self._staging is None else self._staging.writes,
-            journal=len(self._journal),
-            stable_rows=self._stable.stable_rows,
-            stable_raw_bytes=self._stable.raw_bytes(),
-            stable_stored_bytes=self._stable.stored_bytes(),
-            snapshot_raw_bytes=self._snapshot_sizes[0],
-            snapshot_bytes=self._snapshot_sizes[1],
-        )
-
-    def memory_bytes(self) -> int:
-        """Bytes the workbook holds: columns, sparse maps and their values, stable segments,
-        reached bitmap, dirty list, journal and staged writes. O(columns + segments)."""
-        journal = sys.getsizeof(self._journal) + len(self._journal) * _JOURNAL_ENTRY_BYTES
-        staged = 0
-        if self._staging is not None:
-            staged = len(self._staging.ops) * _STAGED_OP_BYTES + sys.getsizeof(self._staging.index)
-        return (
-            self._hot.nbytes()
-            + self._cold.nbytes()
-            + self._stable.nbytes()
-            + sys.getsizeof(self._reached)
-            + sys.getsizeof(self._dirty_rows)
-            + journal
-            + staged
-        )
 
     def snapshot(self, codec: Codec = "zlib") -> bytes:
         """The stable state (stable columns, their cold values, error counts, reached bitmap,
@@ -542,23 +388,11 @@ class Workbook:
         import_stable(workbook, snap)
         return workbook
 
-    def compact_stable(self) -> int:
-        """Compress stable segments untouched since the previous call (call it periodically);
-        return how many were compressed."""
-        return self._stable.compact()
-
     # -- internals -----------------------------------------------------------------------
 
     def _check_row(self, row: int) -> None:
         if not 0 <= row < self._rows:
             raise StateError(f"row {row} out of range 0..{self._rows} (add rows first)")
-
-    def _check_cold(self, field: Field) -> None:
-        if field not in _COLD:
-            raise StateError(f"{field_name(field)} is not a cold field; use get()/set()")
-
-    def _milestonefield_name(self, index: int) -> str | None:
-        return None if index < 0 else self._milestones[index]
 
     def _write_hot(self, row: int, field: Field, value: int | float) -> bool:
         column = self._cols[field]
@@ -590,67 +424,6 @@ class Workbook:
         if self.on_change is not None and not self._dirty_rows and not self._journal:
             self.on_change()
 
-    def _apply_milestone(self, row: int, milestone: int) -> None:
-        c = self._cols
-        mask = Field.MILESTONE.mask if self._write_hot(row, Field.MILESTONE, milestone) else 0
-        at, bit = row * self._stride + (milestone >> 3), 1 << (milestone & 7)
-        if not self._reached[at] & bit:
-            self._reached[at] |= bit
-            self._agg.milestone_reached[milestone] += 1
-        self._agg.milestone_reaches += 1
-        point = (c[Field.STEP][row], c[Field.ITERATION][row], c[Field.DONE][row])
-        self._stable.save(row, (*point, c[Field.STATUS][row], milestone, c[Field.LEASE][row]))
-        self._cold.save_stable(row)
-        self._commit(row, mask)
-        self._journal_append(
-            JournalEntry(kind="milestone", row=row, milestone=milestone, version=self._version[row])
-        )
-
-    def _apply_rollback(self, row: int, reason: RollbackReason) -> None:
-        point = self._stable.load(row)
-        target = _START if point is None else point[:5]
-        before = self._cols[Field.DONE][row]
-        mask = 0
-        for field, value in zip(RESTORED_HOT, target, strict=True):
-            if self._write_hot(row, field, value):
-                mask |= field.mask
-        mask |= self._cold.restore_stable(row, has_stable=point is not None)
-        undone = max(0, int(before - self._cols[Field.DONE][row]))
-        self._agg.rework += undone
-        self._agg.rollbacks += 1
-        self._commit(row, mask)
-        self._journal_append(
-            JournalEntry(
-                kind="rollback",
-                row=row,
-                milestone=int(target[4]),
-                version=self._version[row],
-                reason=reason,
-                undone=undone,
-            )
-        )
-
-    def _journal_append(self, entry: JournalEntry) -> None:
-        self._note_pending()
-        self._journal.append(entry)
-
-    def _apply_staged(self, op: StagedOp) -> None:
-        match op.kind:
-            case OpKind.SET:
-                self.set(op.row, Field(op.field), op.value)  # type: ignore[arg-type]
-            case OpKind.ADD:
-                self.add(op.row, Field(op.field), op.value)  # type: ignore[arg-type]
-            case OpKind.SET_COLD:
-                self.set_cold(op.row, Field(op.field), op.value)
-            case OpKind.MILESTONE:
-                self._apply_milestone(op.row, op.value)  # type: ignore[arg-type]
-            case OpKind.ROLLBACK:
-                self._apply_rollback(op.row, op.value)  # type: ignore[arg-type]
-
-
-_JOURNAL_ENTRY_BYTES = sys.getsizeof(JournalEntry(kind="rollback", row=0, milestone=0, version=0))
-_STAGED_OP_BYTES = sys.getsizeof(StagedOp(OpKind.SET, 0, 0, 0)) + 32  # + its index entry
-
 
 def _unfit(field: Field, row: int, value: object, exc: Exception) -> StateError:
     return StateError(f"{field_name(field)}={value!r} does not fit row {row}: {exc}")
@@ -666,13 +439,3 @@ def _unfit_advance(
 def _out_of(field: Field, value: int) -> bool:
     low, high = BOXED_LIMITS[field]
     return not low <= value <= high
-
-
-def _check_ints(*values: object) -> None:
-    for value in values:
-        if not isinstance(value, int):
-            raise StateError(f"advance: {value!r} is not an integer")
-
-
-def _as_text(value: object | None) -> str | None:
-    return None if value is None else str(value)
