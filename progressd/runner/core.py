@@ -32,17 +32,18 @@ import asyncio
 import random
 from array import array
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from progressd.dsl import Context, Plan, StepPlan
 from progressd.errors import StateError
 from progressd.poller import AGAIN, PollableKind, Poller, ProgressPollable
+from progressd.runner.binding import Binding
 from progressd.runner.context import RowContext
 from progressd.runner.executors import SUCCEEDED, ExecutorTable, StepCall, StepOutcome
 from progressd.runner.guards import GuardWaits
 from progressd.runner.scenario import IO, THINK, PreparedScenario, prepare_run
-from progressd.runner.stats import RunnerStatistics
-from progressd.workbook import Field, RollbackReason, Status, Workbook
+from progressd.runner.stopping import Stopping
+from progressd.workbook import Field, Status, Workbook
 
 __all__ = ["RunState", "Runner"]
 
@@ -52,29 +53,20 @@ MilestoneHook = Callable[[int, str], object]
 _IoStep = tuple[StepPlan, Callable[[StepCall], None], int, int]
 """An I/O step, its executor's ``start``, the status its user shows and its handle's rank."""
 
-_DONE, _STEP, _ITERATION, _STATUS, _LEASE = (
-    Field.DONE,
-    Field.STEP,
-    Field.ITERATION,
-    Field.STATUS,
-    Field.LEASE,
-)
+_STEP, _ITERATION, _STATUS = Field.STEP, Field.ITERATION, Field.STATUS
 _ACTIVE, _THINKING, _WAITING = int(Status.ACTIVE), int(Status.THINKING), int(Status.WAITING)
-_WAITING_FOR_RESOURCE = int(Status.WAITING_FOR_RESOURCE)
 _DONE_STATUS = int(Status.DONE)
 _COMPLETION = PollableKind.COMPLETION
-_FINAL = frozenset({int(Status.DONE), int(Status.FAILED), int(Status.CANCELLED)})
-_REASONS = frozenset(get_args(RollbackReason))
 
 
-class Runner:
+class Runner(Binding, Stopping):
     """Runs every scenario of ``plan`` on ``poller``, recording progress in ``workbook``.
 
     ``executors`` maps the I/O step kinds the plan uses (``http``, ``exec``, ``external``) to
     their executors (each step's executor is looked up once, here: the table is fixed once the
     runner exists). ``lease_info(row, lease_id)`` returns the ``lease`` context of a row.
     Implements the resource manager's ``ProgressBinding`` (``lease_changed``,
-    ``rollback_users``, ``abort``, ``holder_progress``).
+    ``rollback_users``, ``holder_progress`` in binding.py; ``abort`` in stopping.py).
 
     Raises:
         StateError: when the plan uses a step kind with no executor, or ``workbook`` does not
@@ -212,40 +204,6 @@ class Runner:
                 self._handles[row - self._first_row] = handle
         if self._active == 0:
             self._end("finished")
-
-    def _restore_row(self, row: int) -> Callable[[ProgressPollable], None] | None:
-        """How a restored row carries on: ``None`` when it had finished."""
-        status = int(self.workbook.get(row, _STATUS))
-        if status in _FINAL:
-            self._status[row - self._first_row] = status
-            self._active -= 1
-            return None
-        return self._on_start if self.workbook.stable_milestone(row) < 0 else self._on_resume
-
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Stop every user now: pending handles are cancelled, rows become CANCELLED."""
-        self._stop_all(int(Status.CANCELLED), "cancelled", reason)
-
-    def abort(self, reason: str) -> None:
-        """Fail the run (``ProgressBinding``): every unfinished row becomes FAILED."""
-        self._stop_all(int(Status.FAILED), "failed", reason)
-
-    async def wait_finished(self) -> RunState:
-        """Wait until every user is finished, cancelled or failed; return the final state."""
-        if self.state in ("finished", "cancelled", "failed"):
-            return self.state
-        if self._finished is None:
-            self._finished = asyncio.get_running_loop().create_future()
-        return await asyncio.shield(self._finished)
-
-    def add_milestone_hook(self, hook: MilestoneHook) -> None:
-        """Call ``hook(row, milestone_name)`` whenever a user reaches a milestone."""
-        self._milestone_hooks.append(hook)
-
-    @property
-    def active(self) -> int:
-        """Users not yet finished, cancelled or failed."""
-        return self._active
 
     # -- the hot path ---------------------------------------------------------------------
 
@@ -385,22 +343,7 @@ class Runner:
         if self._active == 0 and self.state == "running":
             self._end("finished")
 
-    # -- milestones, guards, I/O steps ----------------------------------------------------
-
-    def _reach_milestone(self, row: int, sc: PreparedScenario, p: int) -> None:
-        index = sc.milestones[p]
-        self.workbook.reach_milestone(row, index)
-        name = self.workbook.milestones[index]
-        for hook in self._milestone_hooks:
-            hook(row, name)
-
-    def _wait_guard(self, row: int, guard: Any) -> None:
-        self._set_status(row, _WAITING)
-        handle = self.poller.subscribe(
-            PollableKind.CONDITION, self._on_resume_cb, row, self._ranks["condition"]
-        )
-        self._handles[row - self._first_row] = handle
-        self._guards.add(row, guard, handle)
+    # -- resuming, I/O steps --------------------------------------------------------------
 
     def _on_resume(self, handle: ProgressPollable) -> None:
         """A guard now holds, or the user resumes after a rollback or a long inline run."""
@@ -496,107 +439,5 @@ class Runner:
         if outcome.payload is not None:
             wb.set_cold(row, Field.PAYLOAD, outcome.payload)
 
-    def complete(self, row: int, outcome: StepOutcome) -> bool:
-        """Complete the row's in-flight step (for executors that know only the row).
-
-        Returns ``False`` when the row has no step in flight.
-        """
-        handle = self._handles[row - self._first_row]
-        if handle is None or handle.kind is not PollableKind.COMPLETION:
-            return False
-        return self.poller.make_ready(handle, outcome)
-
-    # -- context, progress binding ----------------------------------------------------------
-
     def _context(self, row: int) -> Context:
         return RowContext(self, row)
-
-    def lease_of(self, row: int) -> Mapping[str, Any] | None:
-        lease = int(self.workbook.get(row, _LEASE))
-        if lease < 0 or self._lease_info is None:
-            return None
-        return self._lease_info(row, lease)
-
-    def lease_changed(self, row: int, lease_id: int | None) -> None:
-        """``ProgressBinding``: the row now holds ``lease_id``; re-check a guard on ``lease``."""
-        self.workbook.set(row, _LEASE, -1 if lease_id is None else lease_id)
-        self._guards.touch(row, "lease")
-
-    def mark_waiting_for_resource(self, row: int, waiting: bool) -> None:
-        """The row's step waits for a lease (``waiting``: show ``WAITING_FOR_RESOURCE``) or was
-        granted one (show ``ACTIVE``); a row that has ended keeps its final status."""
-        if self._status[row - self._first_row] not in _FINAL:
-            self._set_status(row, _WAITING_FOR_RESOURCE if waiting else _ACTIVE)
-
-    def touch(self, row: int, field: str) -> bool:
-        """Mark ``field`` (``vars.x``, ``lease``...) dirty for ``row``: re-check its guard."""
-        return self._guards.touch(row, field)
-
-    def rollback_users(self, rows: Any, reason: str) -> None:
-        """``ProgressBinding``: roll rows back to their stable point; they resume from there.
-
-        Raises:
-            StateError: for an unknown reason.
-        """
-        if reason not in _REASONS:
-            raise StateError(f"unknown rollback reason {reason!r}: one of {sorted(_REASONS)}")
-        targets = [r for r in rows if int(self._status[r - self._first_row]) not in _FINAL]
-        self.workbook.rollback(targets, reason)  # type: ignore[arg-type]
-        for row in targets:
-            self._rollbacks += 1
-            self._drop_handle(row)
-            self._handles[row - self._first_row] = self.poller.subscribe_timer(
-                self.poller.now, self._on_resume_cb, row, self._ranks["step"]
-            )
-
-    def holder_progress(self, row: int) -> tuple[float, str | None]:
-        """``ProgressBinding``: the row's progress ratio and last milestone."""
-        sc = self._scenario_of(row)
-        done = int(self.workbook.get(row, _DONE))
-        ratio = min(1.0, done / sc.work_total) if sc.work_total else 0.0
-        milestone = int(self.workbook.get(row, Field.MILESTONE))
-        return ratio, None if milestone < 0 else self.workbook.milestones[milestone]
-
-    # -- stopping -------------------------------------------------------------------------
-
-    def _drop_handle(self, row: int) -> None:
-        local = row - self._first_row
-        handle = self._handles[local]
-        self._handles[local] = None
-        self._guards.discard(row)
-        cancelled = handle is not None and self.poller.cancel(handle)
-        if cancelled and handle is not None and handle.kind is PollableKind.COMPLETION:
-            self._in_flight -= 1
-
-    def _stop_all(self, status: int, state: RunState, reason: str) -> None:
-        if self.state in ("finished", "cancelled", "failed"):
-            return
-        self.state = state  # before _finish, so the last row does not end it as "finished"
-        for local in range(len(self._handles)):
-            if self._status[local] not in _FINAL:
-                row = local + self._first_row
-                self._drop_handle(row)
-                self._finish(row, status)
-        self._guards.close()
-        self._end(state, reason)
-
-    def _end(self, state: RunState, reason: str | None = None) -> None:
-        self.state = state
-        self.reason = reason
-        if self._finished is not None and not self._finished.done():
-            self._finished.set_result(state)
-
-    def statistics(self) -> RunnerStatistics:
-        return RunnerStatistics(
-            state=self.state,
-            users=len(self._handles),
-            active=self._active,
-            steps_run=self._steps_run,
-            steps_skipped=self._skipped,
-            steps_failed=self._failed,
-            iterations=self._iterations,
-            in_flight=self._in_flight,
-            waiting_guards=len(self._guards),
-            guard_rechecks=self._guards.rechecks,
-            rollbacks=self._rollbacks,
-        )
