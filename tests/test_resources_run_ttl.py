@@ -100,9 +100,16 @@ async def test_run_leases_queued_users_show_waiting_for_resource() -> None:
         run = Run(load_plan_text(text, cache=None))
         run.start()
         wb = run.workbook
-        await _wait_for(lambda: backend.counts["/"] >= 1)
+
+        def status(row: int) -> Status:
+            return Status(int(wb.get(row, Field.STATUS)))
+
+        # the backend counts a request before the client has read its response: wait for the
+        # user to reach its external step, not for the request
+        await _wait_for(lambda: status(0) == Status.WAITING)
+        assert backend.counts["/"] == 1
         run.bus.flush(run.clock.now(), force=True)
-        statuses = [Status(int(wb.get(row, Field.STATUS))) for row in range(3)]
+        statuses = [status(row) for row in range(3)]
         assert statuses == [Status.WAITING, *[Status.WAITING_FOR_RESOURCE] * 2]
         progress = run.progress()
         assert progress.waiting_for_resource == 2
@@ -110,9 +117,9 @@ async def test_run_leases_queued_users_show_waiting_for_resource() -> None:
         assert progress.active == 3
         # user 0 ends: its lease goes to user 1, which turns active and sends its request
         run.deliver_reports([Report(key="go-0")])
-        await _wait_for(lambda: backend.counts["/"] >= 2)
-        assert Status(int(wb.get(1, Field.STATUS))) == Status.WAITING  # on its external step
-        assert Status(int(wb.get(2, Field.STATUS))) == Status.WAITING_FOR_RESOURCE
+        await _wait_for(lambda: status(1) == Status.WAITING)  # on its external step
+        assert backend.counts["/"] == 2
+        assert status(2) == Status.WAITING_FOR_RESOURCE
         assert run.progress().waiting_for_resource == 1
         run.deliver_reports([Report(key="go-1")])
         await _wait_for(lambda: backend.counts["/"] >= 3)
