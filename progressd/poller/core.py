@@ -417,8 +417,11 @@ class Poller(MainLoop):
     def _cut(self, rank: int, count: int) -> list[ProgressPollable]:
         queue, head, events = self._timed[rank], self._heads[rank], self._events[rank]
         if events:
+            # both are in due order: sort only when they interleave (events left over from a
+            # batch cut short by the budget come before the new ones: no sort)
+            interleave = len(queue) > head and queue[-1].due > events[0].due
             queue = queue[head:] + events if head else queue + events
-            if len(queue) > len(events):
+            if interleave:
                 queue.sort(key=_by_due)
             self._events[rank] = []
             head = 0
