@@ -56,7 +56,8 @@ class ColdFields:
             self._commit(row, 1 << field)
 
     def record_error(self, row: int, text: str) -> None:
-        """Count one error on the row and keep ``text`` as its last error, in one commit."""
+        """Count one error on the row and keep ``text`` as its last error (two writes: the
+        row's version advances twice, and both land in the same batch of changes)."""
         self.add(row, Field.ERRORS, 1)
         self.set_cold(row, Field.ERROR_TEXT, text)
 
