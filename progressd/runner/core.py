@@ -358,12 +358,11 @@ class Runner(Binding, Stopping):
         for step, kind in zip(sc.plan.steps, sc.kinds, strict=True):
             if kind != IO:
                 table.append(None)
-            elif step.kind == "external":
-                table.append(
-                    (step, self.executors[step.kind].start, _WAITING, self._ranks["external"])
-                )
-            else:
-                table.append((step, self.executors[step.kind].start, _ACTIVE, self._ranks["step"]))
+                continue
+            external = step.kind == "external"  # a report is awaited: the user shows WAITING
+            status = _WAITING if external else _ACTIVE
+            rank = self._ranks["external" if external else "step"]
+            table.append((step, self.executors[step.kind].start, status, rank))
         return table
 
     def _start_io(self, row: int, sc: PreparedScenario, p: int) -> None:

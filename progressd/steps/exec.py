@@ -20,7 +20,7 @@ from progressd.dsl import ExecSpec as ExecStepSpec
 from progressd.errors import StateError
 from progressd.runner import StepCall, StepOutcome
 from progressd.steps.extract import Extractor, extract, extract_source
-from progressd.steps.leases import LeaseWaits, fail_no_lease
+from progressd.steps.leases import DEFAULT_LEASE_WAIT_S, LeaseWaits, fail_no_lease
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 from progressd.steps.process import (
     ExecHandle,
@@ -105,7 +105,7 @@ class ExecStepExecutor:
         assert isinstance(step.spec, ExecStepSpec)  # register checked it
         waits = self._lease_waits
         if waits is not None and id(step) in self._reads_lease and "lease" not in call.context:
-            timeout = step.spec.timeout_s or 30.0
+            timeout = step.spec.timeout_s or DEFAULT_LEASE_WAIT_S
             waits.park(
                 call, timeout, self.start, partial(fail_no_lease, step.name, metrics, timeout)
             )

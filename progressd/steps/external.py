@@ -22,7 +22,7 @@ from functools import partial
 from progressd.dsl import CompiledTemplate, ExternalSpec, RenderError, StepPlan
 from progressd.reports import Report, ReportMailbox, ReportWait
 from progressd.runner import StepCall
-from progressd.steps.leases import LeaseWaits, fail_no_lease
+from progressd.steps.leases import DEFAULT_LEASE_WAIT_S, LeaseWaits, fail_no_lease
 from progressd.steps.metrics import ScenarioMetrics, StepMetrics
 
 __all__ = ["ExternalStepExecutor"]
@@ -87,7 +87,7 @@ class ExternalStepExecutor:
         prep = entry[1]
         waits = self._lease_waits
         if prep.reads_lease and waits is not None and "lease" not in call.context:
-            timeout = prep.timeout_s or 30.0
+            timeout = prep.timeout_s or DEFAULT_LEASE_WAIT_S
             waits.park(
                 call, timeout, self.start, partial(fail_no_lease, prep.name, prep.metrics, timeout)
             )

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from progressd.runner import StepCall
 from progressd.steps.metrics import StepMetrics
 
-__all__ = ["LeaseWaits", "fail_no_lease"]
+__all__ = ["DEFAULT_LEASE_WAIT_S", "LeaseWaits", "fail_no_lease"]
+
+DEFAULT_LEASE_WAIT_S = 30.0
+"""How long a step without a timeout of its own waits for its user's lease."""
 
 
 @dataclass(slots=True, eq=False)
